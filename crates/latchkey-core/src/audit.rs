@@ -1,0 +1,73 @@
+//! Security events: what the audit log records.
+
+use crate::model::{SessionId, UserId};
+use crate::time::Timestamp;
+
+/// The kinds of security event, each with a stable name used in storage and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    /// A new user registered.
+    UserRegistered,
+    /// A login succeeded and a session started.
+    LoginSucceeded,
+    /// A login was refused (unknown user or wrong password).
+    LoginFailed,
+    /// A spent refresh token was presented after its grace window: the family was revoked.
+    RefreshReuseDetected,
+    /// A session was revoked for a reason other than logout or reuse.
+    SessionRevoked,
+    /// A user logged out.
+    Logout,
+    /// A new signing key replaced the active one.
+    SigningKeyRotated,
+}
+
+impl SecurityEventKind {
+    /// Every kind, for round-trip checks.
+    pub const ALL: [Self; 7] = [
+        Self::UserRegistered,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::RefreshReuseDetected,
+        Self::SessionRevoked,
+        Self::Logout,
+        Self::SigningKeyRotated,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UserRegistered => "user_registered",
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::SessionRevoked => "session_revoked",
+            Self::Logout => "logout",
+            Self::SigningKeyRotated => "signing_key_rotated",
+        }
+    }
+
+    /// The kind with this stable name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: SecurityEventKind,
+    /// Whose account, when known.
+    pub user_id: Option<UserId>,
+    /// Which session, when there is one.
+    pub session_id: Option<SessionId>,
+    /// The client's IP address, when the event came from a request.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+    /// A short free-text detail (never a token or password).
+    pub detail: Option<String>,
+}

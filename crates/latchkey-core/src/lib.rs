@@ -1,0 +1,12 @@
+//! Latchkey's domain core.
+//!
+//! Architecture invariant: nothing in this crate does network or disk I/O or reads the
+//! clock. Time comes in as a [`time::Timestamp`] parameter; storage is reached only
+//! through the traits in [`store`], implemented elsewhere.
+
+pub mod audit;
+pub mod model;
+pub mod refresh;
+pub mod rotation;
+pub mod store;
+pub mod time;
