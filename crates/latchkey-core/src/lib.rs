@@ -5,7 +5,9 @@
 //! through the traits in [`store`], implemented elsewhere.
 
 pub mod audit;
+pub mod keys;
 pub mod model;
+pub mod password;
 pub mod refresh;
 pub mod rotation;
 pub mod store;

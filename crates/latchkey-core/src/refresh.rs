@@ -93,11 +93,7 @@ impl RefreshKeys {
     /// Fresh random master secret, to be persisted by the caller.
     pub fn generate_master_secret() -> Vec<u8> {
         let mut secret = vec![0u8; 32];
-        // The system random source failing is not recoverable; an all-zero secret must
-        // never be used, so fall back to refusing in `from_master_secret`.
-        if rand::fill(&mut secret).is_err() {
-            secret.clear();
-        }
+        fill_random(&mut secret);
         secret
     }
 
@@ -116,11 +112,7 @@ impl RefreshKeys {
     /// A new random token for a new session (login).
     pub fn new_token(&self) -> RefreshToken {
         let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
-        if rand::fill(&mut bytes).is_err() {
-            // Never hand out a predictable token: derive from the key and a fresh
-            // random-less input is no option either, so fail loudly instead.
-            unreachable_random_failure();
-        }
+        fill_random(&mut bytes);
         RefreshToken(URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -139,11 +131,15 @@ impl RefreshKeys {
     }
 }
 
+/// Fill `bytes` from the system's secure random source.
+///
+/// If the OS random source fails there is no safe way on: a token or secret made without
+/// it could be guessed, so this aborts the request (the task panics) rather than return one.
 #[allow(clippy::panic)]
-#[cold]
-fn unreachable_random_failure() -> ! {
-    // The OS random source is gone; continuing would issue guessable tokens.
-    panic!("the system random number generator failed")
+fn fill_random(bytes: &mut [u8]) {
+    if rand::fill(bytes).is_err() {
+        panic!("the system random number generator failed");
+    }
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ fn check_claims(
     if claims.iss != validation.issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if !claims.aud.iter().any(|aud| *aud == validation.audience) {
+    if !claims.aud.contains(&validation.audience) {
         return Err(TokenError::WrongAudience);
     }
     if now >= claims.exp.saturating_add(leeway) {

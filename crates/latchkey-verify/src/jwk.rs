@@ -63,7 +63,7 @@ pub struct Jwks {
 
 enum Verifier {
     Public(ParsedPublicKey),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A key that can check signatures of exactly one [`Algorithm`].
@@ -153,7 +153,7 @@ impl VerificationKey {
         Ok(Self {
             kid: kid.into(),
             algorithm: Algorithm::HS256,
-            verifier: Verifier::Hmac(hmac::Key::new(hmac::HMAC_SHA256, secret)),
+            verifier: Verifier::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, secret))),
         })
     }
 
