@@ -41,6 +41,7 @@ pub enum KeyError {
     NoActiveKey,
 }
 
+#[allow(clippy::large_enum_variant)] // one per key, a few per process: boxing buys nothing
 enum Signer {
     Ed25519(Ed25519KeyPair),
     Es256(EcdsaKeyPair),
