@@ -18,8 +18,9 @@ pub struct AccessClaims {
     pub iss: String,
     /// Subject: the user id.
     pub sub: String,
-    /// Audience. Serialized as a string; a one-of array is accepted when reading.
-    #[serde(deserialize_with = "audience")]
+    /// Audience. A single audience is written as a string; a string or an array is
+    /// accepted when reading.
+    #[serde(deserialize_with = "audience", serialize_with = "audience_out")]
     pub aud: Vec<String>,
     /// Session id: the refresh-token family this token was issued from.
     pub sid: String,
@@ -41,6 +42,13 @@ impl AccessClaims {
     /// Whether the token carries `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+}
+
+fn audience_out<S: serde::Serializer>(aud: &[String], serializer: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => serializer.serialize_str(one),
+        many => many.serialize(serializer),
     }
 }
 

@@ -1,0 +1,247 @@
+//! The `/auth/*` routes: register, login, refresh, logout, me, and the revocation feed.
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use latchkey_core::store::Revoked;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie, set_refresh_cookie};
+use super::error::ApiError;
+use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody};
+use super::{AppState, WebSettings};
+use crate::clock;
+use crate::service::{IssuedTokens, RequestContext};
+
+/// The `/auth` routes.
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/revocations", get(revocations))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<Credentials>,
+) -> Result<Response, ApiError> {
+    let user = state
+        .service
+        .register(&body.email, body.password, &ctx)
+        .await?;
+    let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+    let body = json!({ "id": user.id, "email": user.email, "roles": roles });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Where the client wants its refresh token.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RefreshDelivery {
+    /// In an `HttpOnly` cookie (browsers).
+    #[default]
+    Cookie,
+    /// In the JSON body (native clients).
+    Body,
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    refresh_delivery: RefreshDelivery,
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_expires_in: Option<u64>,
+}
+
+fn token_response(tokens: &IssuedTokens, delivery: RefreshDelivery, web: &WebSettings) -> Response {
+    let in_body = delivery == RefreshDelivery::Body;
+    let body = TokenResponse {
+        access_token: &tokens.access_token,
+        token_type: "Bearer",
+        expires_in: tokens.expires_in.as_secs(),
+        refresh_token: in_body.then(|| tokens.refresh_token.expose()),
+        refresh_expires_in: in_body.then(|| tokens.refresh_expires_in.as_secs()),
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if !in_body {
+        let cookie = set_refresh_cookie(
+            web,
+            &tokens.refresh_token,
+            tokens.refresh_expires_in.as_secs(),
+        );
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let tokens = state
+        .service
+        .login(&body.email, body.password, &ctx)
+        .await?;
+    Ok(token_response(&tokens, body.refresh_delivery, &state.web))
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// The refresh token of a refresh or logout request: from the body (native clients), or
+/// from the cookie after the CSRF checks.
+fn presented_refresh_token(
+    body: Option<RefreshRequest>,
+    headers: &HeaderMap,
+    web: &WebSettings,
+) -> Result<Option<(String, RefreshDelivery)>, ApiError> {
+    if let Some(token) = body.and_then(|b| b.refresh_token) {
+        return Ok(Some((token, RefreshDelivery::Body)));
+    }
+    match refresh_cookie(headers, web) {
+        Some(token) => {
+            check_csrf(headers, web)?;
+            Ok(Some((token.to_owned(), RefreshDelivery::Cookie)))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let Some((token, delivery)) = presented_refresh_token(body, &headers, &state.web)? else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_missing",
+            "no refresh token was presented",
+        ));
+    };
+    match state.service.refresh(&token, &ctx).await {
+        Ok(tokens) => Ok(token_response(&tokens, delivery, &state.web)),
+        Err(e) => {
+            let error = ApiError::from(e);
+            let mut response = error.into_response();
+            // A cookie that can never work again is removed from the browser.
+            if delivery == RefreshDelivery::Cookie && response.status() == StatusCode::UNAUTHORIZED
+            {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, clear_refresh_cookie(&state.web));
+            }
+            Ok(response)
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    ctx: RequestContext,
+    headers: HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let refresh = presented_refresh_token(body, &headers, &state.web)?;
+    let access = bearer_token(&headers);
+    state
+        .service
+        .logout(refresh.as_ref().map(|(t, _)| t.as_str()), access, &ctx)
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_refresh_cookie(&state.web));
+    Ok(response)
+}
+
+async fn me(Authenticated(claims): Authenticated) -> Json<serde_json::Value> {
+    Json(json!({
+        "user": { "id": claims.sub, "roles": claims.roles },
+        "session": { "id": claims.sid },
+        "token": { "issued_at": claims.iat, "expires_at": claims.exp },
+    }))
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    #[serde(default)]
+    after: i64,
+}
+
+/// The revocation log for resource services (`latchkey-verify`), behind a shared secret.
+async fn revocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Result<Response, ApiError> {
+    let Some(secret) = state.web.revocation_feed_secret.as_deref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such route",
+        ));
+    };
+    let presented = bearer_token(&headers).unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), secret.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "feed_secret_invalid",
+            "a valid feed secret is required",
+        ));
+    }
+    let entries = state
+        .service
+        .store()
+        .revocations_after(query.after, clock::now(), 1000)
+        .await
+        .map_err(crate::service::AuthError::from)?;
+    let next = entries.last().map_or(query.after, |e| e.seq);
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            let (kind, value) = match e.revoked {
+                Revoked::AccessToken(jti) => ("access_token", jti),
+                Revoked::Session(sid) => ("session", sid.to_string()),
+            };
+            json!({ "seq": e.seq, "kind": kind, "value": value, "expires_at": e.expires_at.unix_seconds() })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries, "next": next })).into_response())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

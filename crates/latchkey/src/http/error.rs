@@ -1,0 +1,160 @@
+//! The one place where errors become HTTP responses: `{"error": "...", "code": "..."}`
+//! with a stable code. Internal failures are logged once here and never echoed.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::rotation::RefreshRejection;
+use latchkey_core::store::StoreError;
+use latchkey_verify::TokenError;
+use serde::Serialize;
+
+use crate::service::AuthError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<Duration>,
+    bearer_challenge: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            bearer_challenge: None,
+        }
+    }
+
+    /// 400 with a code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+fn unauthorized(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        let mut error = unauthorized(e.code(), &e.to_string());
+        error.bearer_challenge = Some(match e {
+            TokenError::Missing => "Bearer",
+            _ => "Bearer error=\"invalid_token\"",
+        });
+        error
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidInput(input) => Self::bad_request(input.code(), input.to_string()),
+            AuthError::EmailTaken | AuthError::Store(StoreError::EmailTaken) => {
+                Self::new(StatusCode::CONFLICT, "email_taken", e.to_string())
+            }
+            AuthError::InvalidCredentials => {
+                unauthorized("invalid_credentials", "invalid e-mail address or password")
+            }
+            AuthError::Refresh(RefreshRejection::Invalid) => {
+                unauthorized("refresh_token_invalid", "the refresh token is not valid")
+            }
+            AuthError::Refresh(RefreshRejection::Expired) => unauthorized(
+                "refresh_token_expired",
+                "the refresh token has expired; log in again",
+            ),
+            AuthError::Refresh(RefreshRejection::SessionRevoked) => unauthorized(
+                "session_revoked",
+                "the session has been revoked; log in again",
+            ),
+            AuthError::RefreshTokenReused => unauthorized(
+                "refresh_token_reused",
+                "this refresh token was used before; the session has been revoked",
+            ),
+            AuthError::Token(token) => token.into(),
+            AuthError::RateLimited { retry_after } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; retry later",
+                )
+            },
+            AuthError::Overloaded => Self {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server is busy; retry shortly",
+                )
+            },
+            AuthError::Store(StoreError::Unavailable(detail)) => {
+                tracing::error!(%detail, "store unavailable");
+                Self {
+                    retry_after: Some(Duration::from_secs(1)),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "store_unavailable",
+                        "storage is unavailable; retry shortly",
+                    )
+                }
+            }
+            AuthError::Store(StoreError::Internal(detail)) | AuthError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: &self.message,
+            code: self.code,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(retry_after) = self.retry_after {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        if let Some(challenge) = self.bearer_challenge {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}

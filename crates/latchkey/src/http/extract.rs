@@ -1,0 +1,183 @@
+//! Request extractors: JSON bodies with stable error codes, the caller's context, the
+//! bearer token, and the authenticated caller.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use latchkey_verify::{AccessClaims, TokenError};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::service::RequestContext;
+
+/// A JSON body. Refuses a wrong content type, malformed JSON, missing or mistyped fields
+/// and oversized bodies, each with its own code.
+#[derive(Debug)]
+pub(super) struct JsonBody<T>(pub(super) T);
+
+/// Like [`JsonBody`], but an empty body (as a browser's cookie-only refresh sends) is `None`.
+#[derive(Debug)]
+pub(super) struct OptionalJsonBody<T>(pub(super) Option<T>);
+
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            )
+        } else {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+    })
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::bad_request(
+                "invalid_request",
+                "a field is missing or has the wrong type",
+            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("malformed_json", "the request body is not valid JSON")
+            }
+        }
+    })
+}
+
+fn content_type_error() -> ApiError {
+    ApiError::bad_request(
+        "content_type_invalid",
+        "the request body must be application/json",
+    )
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(content_type_error());
+        }
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        if !json {
+            return Err(content_type_error());
+        }
+        parse_json(&bytes).map(|body| Self(Some(body)))
+    }
+}
+
+impl FromRequestParts<AppState> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .web
+            .trust_forwarded_for
+            .then(|| parts.headers.get("x-forwarded-for"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|ip| ip.trim().to_owned())
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| {
+                let mut end = ua.len().min(256);
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua[..end].to_owned()
+            });
+        Ok(Self {
+            client_ip: forwarded.or(peer),
+            user_agent,
+        })
+    }
+}
+
+/// The bearer token of the `Authorization` header, if any (unverified).
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller, authenticated by a valid, unrevoked access token.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or(TokenError::Missing)?;
+        Ok(Self(state.service.authenticate(token).await?))
+    }
+}
+
+/// The caller, authenticated and holding the `admin` role.
+#[derive(Debug, Clone)]
+pub struct Admin(pub AccessClaims);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Authenticated(claims) = Authenticated::from_request_parts(parts, state).await?;
+        if !claims.has_role("admin") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_role",
+                "this needs the admin role",
+            ));
+        }
+        Ok(Self(claims))
+    }
+}

@@ -1,0 +1,188 @@
+//! The HTTP layer (axum): thin handlers over [`crate::service::AuthService`], the
+//! browser-facing cookie and CSRF rules, limits and security headers.
+//!
+//! [`router`] returns a complete `Router` that another axum application can `merge`.
+
+mod admin;
+mod auth;
+mod browser;
+mod error;
+mod extract;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use browser::CSRF_HEADER;
+pub use error::ApiError;
+pub use extract::{Admin, Authenticated};
+
+use crate::config::Config;
+use crate::service::AuthService;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Settings of the HTTP layer, from the config.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Name of the refresh cookie.
+    pub cookie_name: &'static str,
+    /// `Path` of the refresh cookie.
+    pub cookie_path: String,
+    /// Whether the cookie is `Secure`.
+    pub cookie_secure: bool,
+    /// Cross-origin browser origins allowed to use the cookie.
+    pub allowed_origins: Vec<String>,
+    /// Take the client IP from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Secret for the revocation feed; `None` turns the feed off.
+    pub revocation_feed_secret: Option<String>,
+    /// The HSTS header value, if any.
+    pub hsts: Option<String>,
+}
+
+impl WebSettings {
+    /// The settings the config describes.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            cookie_name: config.refresh_cookie_name(),
+            cookie_path: config.cookie_path.clone(),
+            cookie_secure: config.cookie_secure,
+            allowed_origins: config.allowed_origins.clone(),
+            trust_forwarded_for: config.trust_forwarded_for,
+            revocation_feed_secret: config.revocation_feed_secret.clone(),
+            hsts: Some(config.hsts.clone())
+                .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub service: Arc<AuthService>,
+    /// HTTP settings.
+    pub web: Arc<WebSettings>,
+}
+
+/// All Latchkey routes with their limits, CORS and security headers.
+pub fn router(state: AppState) -> Router {
+    let web = state.web.clone();
+    let mut router = Router::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    if !web.allowed_origins.is_empty() {
+        let origins: Vec<HeaderValue> = web
+            .allowed_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(true)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    HeaderName::from_static(CSRF_HEADER),
+                ]),
+        );
+    }
+    if let Some(hsts) = web
+        .hsts
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        router = router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ));
+    }
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            )
+            .into_response()
+        }))
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let ring = state.service.key_ring();
+    let mut response = Json(ring.jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.service.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "database": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}

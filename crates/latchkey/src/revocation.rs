@@ -1,0 +1,88 @@
+//! What is revoked, kept in process so that checking an access token costs no I/O.
+//!
+//! The store's revocation log is the truth. This cache is filled from it at start-up,
+//! written through by local revocations, and kept in step with other processes by a
+//! background task that reads new log entries (see [`RevocationCache::sync_from`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
+
+use latchkey_core::model::SessionId;
+use latchkey_core::store::{RevocationEntry, Revoked, Store, StoreError};
+use latchkey_core::time::Timestamp;
+
+/// Revoked access tokens (by `jti`) and sessions (by `sid`), each with the instant after
+/// which the entry no longer matters.
+#[derive(Debug, Default)]
+pub struct RevocationCache {
+    tokens: RwLock<HashMap<String, Timestamp>>,
+    sessions: RwLock<HashMap<SessionId, Timestamp>>,
+    cursor: AtomicI64,
+}
+
+impl RevocationCache {
+    /// Whether a token with this `jti` and `sid` is revoked.
+    pub fn is_revoked(&self, jti: &str, sid: Option<SessionId>) -> bool {
+        let token_revoked = self
+            .tokens
+            .read()
+            .map(|m| m.contains_key(jti))
+            .unwrap_or(true);
+        let session_revoked = sid.is_some_and(|sid| {
+            self.sessions
+                .read()
+                .map(|m| m.contains_key(&sid))
+                .unwrap_or(true)
+        });
+        token_revoked || session_revoked
+    }
+
+    /// Record one revocation.
+    pub fn insert(&self, revoked: Revoked, until: Timestamp) {
+        match revoked {
+            Revoked::AccessToken(jti) => {
+                if let Ok(mut map) = self.tokens.write() {
+                    map.insert(jti, until);
+                }
+            }
+            Revoked::Session(sid) => {
+                if let Ok(mut map) = self.sessions.write() {
+                    map.insert(sid, until);
+                }
+            }
+        }
+    }
+
+    fn apply(&self, entries: Vec<RevocationEntry>) {
+        for entry in entries {
+            self.cursor.fetch_max(entry.seq, Ordering::Relaxed);
+            self.insert(entry.revoked, entry.expires_at);
+        }
+    }
+
+    /// Read every log entry newer than the last one seen. Returns how many were new.
+    pub async fn sync_from(&self, store: &dyn Store, now: Timestamp) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let after = self.cursor.load(Ordering::Relaxed);
+            let page = store.revocations_after(after, now, 1000).await?;
+            let len = page.len();
+            total += len;
+            self.apply(page);
+            if len < 1000 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Drop entries whose tokens have all expired.
+    pub fn purge(&self, now: Timestamp) {
+        if let Ok(mut map) = self.tokens.write() {
+            map.retain(|_, until| *until > now);
+        }
+        if let Ok(mut map) = self.sessions.write() {
+            map.retain(|_, until| *until > now);
+        }
+    }
+}
