@@ -1,0 +1,612 @@
+//! The PostgreSQL backend, for running several Latchkey replicas on one database.
+//!
+//! Every state change that races (rotation, revocation, first key, secrets) is a
+//! conditional statement whose affected-row count decides the outcome, inside one
+//! READ COMMITTED transaction: a concurrent loser blocks on the winner's row lock, then
+//! re-checks its `WHERE` clause against the committed row, matches nothing, and reports
+//! a conflict rather than an error. Transactions that lock both a session and its
+//! tokens always lock the session first, so they cannot deadlock each other.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latchkey_core::audit::SecurityEvent;
+use latchkey_core::model::{Email, RefreshTokenRecord, Role, Session, SessionId, User, UserId};
+use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::store::{
+    AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
+    SessionStore, StoreError, StoredSigningKey, UserStore,
+};
+use latchkey_core::time::Timestamp;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Decode, PgConnection, Postgres, Row, Type};
+use uuid::Uuid;
+
+use crate::convert::{
+    event_kind_from_db, generation_from_db, generation_to_db, hash_from_db, limit_to_db,
+    next_generation, opt_ts, revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN,
+    KIND_SESSION,
+};
+use crate::error::{map_error, map_migrate_error};
+
+/// The PostgreSQL schema migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Key of the transaction-level advisory lock that serialises appends to the
+/// revocation log (the bytes of "LtchRevk").
+const REVOCATION_APPEND_LOCK: i64 = 0x4c74_6368_5265_766b;
+
+/// Connection settings of the PostgreSQL backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresSettings {
+    /// Size of the connection pool.
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before it fails as unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL implementation of [`latchkey_core::store::Store`]. Cheap to clone
+/// (the clones share the pool).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect to the database named by `url` (`postgres://user:password@host/db`).
+    /// Does not migrate; see [`PostgresStore::migrate`].
+    pub async fn connect(url: &str, options: PostgresSettings) -> Result<Self, StoreError> {
+        let connect_options = PgConnectOptions::from_str(url)
+            .map_err(map_error)?
+            .application_name("latchkey");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(map_error)?;
+        Ok(Self { pool })
+    }
+
+    /// Apply the embedded schema migrations that have not run yet. Safe to call from
+    /// several replicas at once (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(map_migrate_error)
+    }
+
+    /// Close all connections, waiting for running operations to finish. Later calls
+    /// fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Read column `column` of `row`, mapping failures to a [`StoreError`].
+fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    row.try_get(column).map_err(map_error)
+}
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::from(get::<Uuid>(row, "id")?),
+        email: Email::from_trusted(get(row, "email")?),
+        password_hash: get(row, "password_hash")?,
+        roles: roles_from_db(&get::<String>(row, "roles")?)?,
+        created_at: ts(get(row, "created_at")?),
+    })
+}
+
+fn session_from_row(row: &PgRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from(get::<Uuid>(row, "id")?),
+        user_id: UserId::from(get::<Uuid>(row, "user_id")?),
+        created_at: ts(get(row, "created_at")?),
+        latest_generation: generation_from_db(get(row, "latest_generation")?)?,
+        revoked_at: opt_ts(get(row, "revoked_at")?),
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        kid: get(row, "kid")?,
+        algorithm: get(row, "algorithm")?,
+        private_key: get(row, "private_key")?,
+        created_at: ts(get(row, "created_at")?),
+        retired_at: opt_ts(get(row, "retired_at")?),
+    })
+}
+
+fn event_from_row(row: &PgRow) -> Result<SecurityEvent, StoreError> {
+    Ok(SecurityEvent {
+        at: ts(get(row, "at")?),
+        kind: event_kind_from_db(&get::<String>(row, "kind")?)?,
+        user_id: get::<Option<Uuid>>(row, "user_id")?.map(UserId::from),
+        session_id: get::<Option<Uuid>>(row, "session_id")?.map(SessionId::from),
+        client_ip: get(row, "client_ip")?,
+        user_agent: get(row, "user_agent")?,
+        detail: get(row, "detail")?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at";
+const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
+const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
+const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
+
+/// Insert `event` using `executor` (the pool, or a transaction).
+async fn insert_event<'e, E>(executor: E, event: &SecurityEvent) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query(
+        "INSERT INTO security_events \
+         (at, kind, user_id, session_id, client_ip, user_agent, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(event.at.unix_millis())
+    .bind(event.kind.as_str())
+    .bind(event.user_id.map(|id| id.as_uuid()))
+    .bind(event.session_id.map(|id| id.as_uuid()))
+    .bind(event.client_ip.as_deref())
+    .bind(event.user_agent.as_deref())
+    .bind(event.detail.as_deref())
+    .execute(executor)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+/// Append to the revocation log inside the caller's transaction.
+///
+/// A `BIGSERIAL` hands out numbers in call order, not commit order: without a lock, an
+/// entry with a smaller `seq` could become visible after a reader has already moved its
+/// cursor past a larger one, and would be skipped for good. The advisory lock, held
+/// until the transaction ends, makes `seq` order commit order.
+async fn append_revocation(
+    conn: &mut PgConnection,
+    kind: &str,
+    value: &str,
+    expires_at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(REVOCATION_APPEND_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
+    sqlx::query(
+        "INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (kind, value) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(value)
+    .bind(expires_at.unix_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl UserStore for PostgresStore {
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, roles, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.as_uuid())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash)
+        .bind(roles_to_db(&user.roles))
+        .bind(user.created_at.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, after: Option<&Email>, limit: u32) -> Result<Vec<User>, StoreError> {
+        // `email` has the "C" collation: byte order, the same as SQLite's.
+        let rows = match after {
+            Some(after) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE email > $1 ORDER BY email LIMIT $2"
+                ))
+                .bind(after.as_str())
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY email LIMIT $1"
+                ))
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_error)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
+            .bind(roles_to_db(roles))
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshTokenHash,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(session.id.as_uuid())
+        .bind(session.user_id.as_uuid())
+        .bind(session.created_at.unix_millis())
+        .bind(generation_to_db(session.latest_generation))
+        .bind(session.revoked_at.map(Timestamp::unix_millis))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
+             VALUES ($1, $2, 0, $3, NULL)",
+        )
+        .bind(first_token.as_bytes().as_slice())
+        .bind(session.id.as_uuid())
+        .bind(session.created_at.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn refresh_state(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<(RefreshTokenRecord, Session)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.hash, t.generation, t.issued_at, t.spent_at, \
+                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.hash = $1",
+        )
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        let record = RefreshTokenRecord {
+            hash: hash_from_db(get(&row, "hash")?)?,
+            session_id: session.id,
+            generation: generation_from_db(get(&row, "generation")?)?,
+            issued_at: ts(get(&row, "issued_at")?),
+            spent_at: opt_ts(get(&row, "spent_at")?),
+        };
+        Ok(Some((record, session)))
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let successor_generation = next_generation(rotation.presented_generation)?;
+        let session_id = rotation.session_id.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Session row first: concurrent rotations of one family queue on it, and the
+        // losers see the advanced generation once the winner commits.
+        let advanced = sqlx::query(
+            "UPDATE sessions SET latest_generation = $1 \
+             WHERE id = $2 AND latest_generation = $3 AND revoked_at IS NULL",
+        )
+        .bind(generation_to_db(successor_generation))
+        .bind(session_id)
+        .bind(generation_to_db(rotation.presented_generation))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if advanced.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(RotateOutcome::Conflict);
+        }
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = $1 \
+             WHERE hash = $2 AND session_id = $3 AND generation = $4 AND spent_at IS NULL",
+        )
+        .bind(rotation.now.unix_millis())
+        .bind(rotation.presented.as_bytes().as_slice())
+        .bind(session_id)
+        .bind(generation_to_db(rotation.presented_generation))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if spent.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(RotateOutcome::Conflict);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
+             VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(rotation.successor.as_bytes().as_slice())
+        .bind(session_id)
+        .bind(generation_to_db(successor_generation))
+        .bind(rotation.now.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_session(
+        &self,
+        id: SessionId,
+        now: Timestamp,
+        access_tokens_until: Timestamp,
+        event: &SecurityEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let revoked =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now.unix_millis())
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if revoked.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(false);
+        }
+        insert_event(&mut *tx, event).await?;
+        append_revocation(&mut tx, KIND_SESSION, &id.to_string(), access_tokens_until).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for PostgresStore {
+    async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        append_revocation(&mut tx, KIND_ACCESS_TOKEN, jti, expires_at).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, value, expires_at FROM revocations \
+             WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(now.unix_millis())
+        .bind(limit_to_db(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                revocation_from_db(
+                    get(row, "seq")?,
+                    &get::<String>(row, "kind")?,
+                    get(row, "value")?,
+                    get(row, "expires_at")?,
+                )
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        // The partial unique index on active keys makes a second active key a conflict;
+        // a racing insert waits for the first to commit, then does nothing.
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.private_key.as_slice())
+        .bind(key.created_at.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(key.created_at.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
+             VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.private_key.as_slice())
+        .bind(key.created_at.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn delete_signing_keys_retired_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
+        )
+        .bind(cutoff.unix_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // A racing insert waits for the first to commit, then does nothing; the SELECT,
+        // a new statement with a new snapshot, then sees the winner's value.
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)
+    }
+}
+
+#[async_trait]
+impl AuditLog for PostgresStore {
+    async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        insert_event(&self.pool, event).await
+    }
+
+    async fn recent_events(
+        &self,
+        user: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        let rows = match user {
+            Some(user) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM security_events WHERE user_id = $1 \
+                     ORDER BY at DESC, id DESC LIMIT $2"
+                ))
+                .bind(user.as_uuid())
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM security_events \
+                     ORDER BY at DESC, id DESC LIMIT $1"
+                ))
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Maintenance for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        sessions_created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
+            .bind(now.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        // Their refresh tokens go with them (ON DELETE CASCADE, session row locked first).
+        let sessions = sqlx::query("DELETE FROM sessions WHERE created_at < $1")
+            .bind(sessions_created_before.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(revocations.rows_affected() + sessions.rows_affected())
+    }
+}

@@ -1,0 +1,656 @@
+//! The SQLite backend: Latchkey's embedded default, one file next to the server.
+//!
+//! SQLite allows one writer at a time. A deferred transaction (`BEGIN`) that reads and
+//! then writes can fail at once with `SQLITE_BUSY` when another connection wrote in
+//! between, which would turn two concurrent refreshes into a "database is locked" error
+//! instead of a clean conflict. So this backend funnels every write through a dedicated
+//! one-connection writer pool (in-process writers queue fairly for it) and starts every
+//! multi-statement write with `BEGIN IMMEDIATE`, which takes the write lock up front and
+//! waits (`busy_timeout`) for writers in other processes. Reads use a separate pool and,
+//! thanks to WAL, never block the writer nor are blocked by it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use latchkey_core::audit::SecurityEvent;
+use latchkey_core::model::{Email, RefreshTokenRecord, Role, Session, SessionId, User, UserId};
+use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::store::{
+    AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
+    SessionStore, StoreError, StoredSigningKey, UserStore,
+};
+use latchkey_core::time::Timestamp;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous as DriverSynchronous,
+};
+use sqlx::{Decode, Row, Sqlite, Transaction, Type};
+
+use crate::convert::{
+    event_kind_from_db, generation_from_db, generation_to_db, hash_from_db, limit_to_db,
+    next_generation, opt_ts, revocation_from_db, roles_from_db, roles_to_db, session_id_from_text,
+    ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_SESSION,
+};
+use crate::error::{map_error, map_migrate_error};
+
+/// The SQLite schema migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSynchronous {
+    /// Sync the WAL on every commit: a committed rotation or revocation survives a power
+    /// cut. The default.
+    #[default]
+    Full,
+    /// Sync only at checkpoints: faster, and the database stays consistent, but the last
+    /// commits before a power cut (not a crash of the process) may be lost.
+    Normal,
+}
+
+impl From<SqliteSynchronous> for DriverSynchronous {
+    fn from(level: SqliteSynchronous) -> Self {
+        match level {
+            SqliteSynchronous::Full => DriverSynchronous::Full,
+            SqliteSynchronous::Normal => DriverSynchronous::Normal,
+        }
+    }
+}
+
+/// Connection settings of the SQLite backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteSettings {
+    /// Connections of the read pool (the writer is one extra connection).
+    pub max_connections: u32,
+    /// How long an operation waits for a free connection before it fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// How long a statement waits for a lock held by another connection or process.
+    pub busy_timeout: Duration,
+    /// Durability of commits.
+    pub synchronous: SqliteSynchronous,
+}
+
+impl Default for SqliteSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            synchronous: SqliteSynchronous::Full,
+        }
+    }
+}
+
+/// The SQLite implementation of [`latchkey_core::store::Store`]. Cheap to clone (the
+/// clones share the pools).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Connections for reads.
+    reader: SqlitePool,
+    /// The one connection that writes.
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating it if missing) the database file named by `url`, such as
+    /// `sqlite://latchkey.db` or `sqlite:///var/lib/latchkey/latchkey.db`, in WAL mode
+    /// with foreign keys on. Does not migrate; see [`SqliteStore::migrate`].
+    pub async fn connect(url: &str, options: SqliteSettings) -> Result<Self, StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Internal(
+                "in-memory SQLite databases are not supported; name a database file".to_owned(),
+            ));
+        }
+        let connect_options = SqliteConnectOptions::from_str(url)
+            .map_err(map_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout)
+            .synchronous(options.synchronous.into());
+        // The writer first: it creates the file and switches it to WAL before any
+        // reader opens it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options.clone())
+            .await
+            .map_err(map_error)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(map_error)?;
+        Ok(Self { reader, writer })
+    }
+
+    /// Apply the embedded schema migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await.map_err(map_migrate_error)
+    }
+
+    /// Close all connections, waiting for running operations to finish. Later calls
+    /// fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// A write transaction that holds the database's write lock from its first statement.
+    async fn begin_immediate(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_error)
+    }
+}
+
+/// Read column `column` of `row`, mapping failures to a [`StoreError`].
+fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: Decode<'r, Sqlite> + Type<Sqlite>,
+{
+    row.try_get(column).map_err(map_error)
+}
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: user_id_from_text(&get::<String>(row, "id")?)?,
+        email: Email::from_trusted(get(row, "email")?),
+        password_hash: get(row, "password_hash")?,
+        roles: roles_from_db(&get::<String>(row, "roles")?)?,
+        created_at: ts(get(row, "created_at")?),
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: session_id_from_text(&get::<String>(row, "id")?)?,
+        user_id: user_id_from_text(&get::<String>(row, "user_id")?)?,
+        created_at: ts(get(row, "created_at")?),
+        latest_generation: generation_from_db(get(row, "latest_generation")?)?,
+        revoked_at: opt_ts(get(row, "revoked_at")?),
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError> {
+    Ok(StoredSigningKey {
+        kid: get(row, "kid")?,
+        algorithm: get(row, "algorithm")?,
+        private_key: get(row, "private_key")?,
+        created_at: ts(get(row, "created_at")?),
+        retired_at: opt_ts(get(row, "retired_at")?),
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<SecurityEvent, StoreError> {
+    let user_id: Option<String> = get(row, "user_id")?;
+    let session_id: Option<String> = get(row, "session_id")?;
+    Ok(SecurityEvent {
+        at: ts(get(row, "at")?),
+        kind: event_kind_from_db(&get::<String>(row, "kind")?)?,
+        user_id: user_id.as_deref().map(user_id_from_text).transpose()?,
+        session_id: session_id
+            .as_deref()
+            .map(session_id_from_text)
+            .transpose()?,
+        client_ip: get(row, "client_ip")?,
+        user_agent: get(row, "user_agent")?,
+        detail: get(row, "detail")?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at";
+const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
+const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
+const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
+
+/// Insert `event` using `executor` (the writer, or a transaction on it).
+async fn insert_event<'e, E>(executor: E, event: &SecurityEvent) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO security_events \
+         (at, kind, user_id, session_id, client_ip, user_agent, detail) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.at.unix_millis())
+    .bind(event.kind.as_str())
+    .bind(event.user_id.map(|id| id.to_string()))
+    .bind(event.session_id.map(|id| id.to_string()))
+    .bind(event.client_ip.as_deref())
+    .bind(event.user_agent.as_deref())
+    .bind(event.detail.as_deref())
+    .execute(executor)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, roles, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash)
+        .bind(roles_to_db(&user.roles))
+        .bind(user.created_at.unix_millis())
+        .execute(&self.writer)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"))
+            .bind(email.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_error)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, after: Option<&Email>, limit: u32) -> Result<Vec<User>, StoreError> {
+        let rows = match after {
+            Some(after) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE email > ? ORDER BY email LIMIT ?"
+                ))
+                .bind(after.as_str())
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY email LIMIT ?"
+                ))
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+        }
+        .map_err(map_error)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_user_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET roles = ? WHERE id = ?")
+            .bind(roles_to_db(roles))
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        first_token: &RefreshTokenHash,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(session.id.to_string())
+        .bind(session.user_id.to_string())
+        .bind(session.created_at.unix_millis())
+        .bind(generation_to_db(session.latest_generation))
+        .bind(session.revoked_at.map(Timestamp::unix_millis))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
+             VALUES (?, ?, 0, ?, NULL)",
+        )
+        .bind(first_token.as_bytes().as_slice())
+        .bind(session.id.to_string())
+        .bind(session.created_at.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn refresh_state(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<(RefreshTokenRecord, Session)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.hash, t.generation, t.issued_at, t.spent_at, \
+                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+             WHERE t.hash = ?",
+        )
+        .bind(hash.as_bytes().as_slice())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let session = session_from_row(&row)?;
+        let record = RefreshTokenRecord {
+            hash: hash_from_db(get(&row, "hash")?)?,
+            session_id: session.id,
+            generation: generation_from_db(get(&row, "generation")?)?,
+            issued_at: ts(get(&row, "issued_at")?),
+            spent_at: opt_ts(get(&row, "spent_at")?),
+        };
+        Ok(Some((record, session)))
+    }
+
+    async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let successor_generation = next_generation(rotation.presented_generation)?;
+        let session_id = rotation.session_id.to_string();
+        let mut tx = self.begin_immediate().await?;
+        // Session first, then token: the same lock order as revocation and purging.
+        let advanced = sqlx::query(
+            "UPDATE sessions SET latest_generation = ? \
+             WHERE id = ? AND latest_generation = ? AND revoked_at IS NULL",
+        )
+        .bind(generation_to_db(successor_generation))
+        .bind(&session_id)
+        .bind(generation_to_db(rotation.presented_generation))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if advanced.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(RotateOutcome::Conflict);
+        }
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET spent_at = ? \
+             WHERE hash = ? AND session_id = ? AND generation = ? AND spent_at IS NULL",
+        )
+        .bind(rotation.now.unix_millis())
+        .bind(rotation.presented.as_bytes().as_slice())
+        .bind(&session_id)
+        .bind(generation_to_db(rotation.presented_generation))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if spent.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(RotateOutcome::Conflict);
+        }
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
+             VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(rotation.successor.as_bytes().as_slice())
+        .bind(&session_id)
+        .bind(generation_to_db(successor_generation))
+        .bind(rotation.now.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_error)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_session(
+        &self,
+        id: SessionId,
+        now: Timestamp,
+        access_tokens_until: Timestamp,
+        event: &SecurityEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let revoked =
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now.unix_millis())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if revoked.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (kind, value) DO NOTHING",
+        )
+        .bind(KIND_SESSION)
+        .bind(id.to_string())
+        .bind(access_tokens_until.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl RevocationStore for SqliteStore {
+    async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> Result<(), StoreError> {
+        // One statement on the single writer: seq order is commit order.
+        sqlx::query(
+            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (kind, value) DO NOTHING",
+        )
+        .bind(KIND_ACCESS_TOKEN)
+        .bind(jti)
+        .bind(expires_at.unix_millis())
+        .execute(&self.writer)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn revocations_after(
+        &self,
+        after: i64,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RevocationEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, value, expires_at FROM revocations \
+             WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(now.unix_millis())
+        .bind(limit_to_db(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                revocation_from_db(
+                    get(row, "seq")?,
+                    &get::<String>(row, "kind")?,
+                    get(row, "value")?,
+                    get(row, "expires_at")?,
+                )
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
+        ))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_error)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
+        // The partial unique index on active keys makes a second active key a conflict.
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
+             VALUES (?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.private_key.as_slice())
+        .bind(key.created_at.unix_millis())
+        .execute(&self.writer)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(key.created_at.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
+             VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(key.private_key.as_slice())
+        .bind(key.created_at.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn delete_signing_keys_retired_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?")
+                .bind(cutoff.unix_millis())
+                .execute(&self.writer)
+                .await
+                .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(value)
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        insert_event(&self.writer, event).await
+    }
+
+    async fn recent_events(
+        &self,
+        user: Option<UserId>,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, StoreError> {
+        let rows = match user {
+            Some(user) => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM security_events WHERE user_id = ? \
+                     ORDER BY at DESC, id DESC LIMIT ?"
+                ))
+                .bind(user.to_string())
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM security_events \
+                     ORDER BY at DESC, id DESC LIMIT ?"
+                ))
+                .bind(limit_to_db(limit))
+                .fetch_all(&self.reader)
+                .await
+            }
+        }
+        .map_err(map_error)?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Maintenance for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        sessions_created_before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let revocations = sqlx::query("DELETE FROM revocations WHERE expires_at <= ?")
+            .bind(now.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        // Their refresh tokens go with them (ON DELETE CASCADE).
+        let sessions = sqlx::query("DELETE FROM sessions WHERE created_at < ?")
+            .bind(sessions_created_before.unix_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(revocations.rows_affected() + sessions.rows_affected())
+    }
+}

@@ -1,0 +1,15 @@
+//! The conformance cases, one `async fn(Harness)` each, backend-neutral.
+
+mod audit;
+mod keys;
+mod maintenance;
+mod revocations;
+mod sessions;
+mod users;
+
+pub(crate) use audit::*;
+pub(crate) use keys::*;
+pub(crate) use maintenance::*;
+pub(crate) use revocations::*;
+pub(crate) use sessions::*;
+pub(crate) use users::*;

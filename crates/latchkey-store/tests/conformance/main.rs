@@ -1,0 +1,73 @@
+//! The backend conformance suite: every case in `cases` is written once against
+//! `Arc<dyn Store>` and instantiated by [`conformance!`] for SQLite and for PostgreSQL,
+//! so the two backends must agree on every observable behaviour.
+//!
+//! PostgreSQL cases each get their own fresh database (see
+//! `latchkey_store::testing::TestDatabase::postgres`); without a reachable server they
+//! skip with a message on stderr, or fail when `CI=true`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cases;
+mod harness;
+
+/// Instantiate each named case of [`cases`] once per backend.
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        /// The cases against SQLite.
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let harness = crate::harness::Harness::sqlite().await;
+                    crate::cases::$case(harness).await;
+                }
+            )+
+        }
+
+        /// The cases against PostgreSQL.
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let Some(harness) = crate::harness::Harness::postgres().await else {
+                        return;
+                    };
+                    crate::cases::$case(harness).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance! {
+    // users
+    user_insert_and_lookup,
+    duplicate_email_is_email_taken,
+    list_users_pages_in_byte_order,
+    set_user_roles_replaces_roles,
+    // sessions and rotation
+    create_session_and_refresh_state,
+    rotate_spends_and_issues_successor,
+    rotate_same_token_twice_conflicts,
+    rotate_with_wrong_generation_or_session_conflicts,
+    concurrent_rotations_have_one_winner,
+    concurrent_rotations_across_store_instances_have_one_winner,
+    rotate_on_revoked_session_conflicts,
+    revoke_session_is_idempotent_and_recorded_once,
+    concurrent_revocations_record_once,
+    // revocation log
+    deny_access_token_is_idempotent,
+    revocations_after_orders_filters_and_limits,
+    revocation_seq_never_reused_after_purge,
+    // keys and secrets
+    first_signing_key_race_has_one_winner,
+    rotate_signing_key_retires_previous_and_old_keys_are_deleted,
+    secret_or_insert_is_consistent_under_races,
+    // audit log
+    audit_events_round_trip_newest_first_and_filtered,
+    // maintenance
+    purge_expired_removes_expired_entries_and_old_sessions,
+    ping_answers_and_closed_store_is_unavailable,
+    data_survives_reopening,
+}
