@@ -84,7 +84,7 @@ fn token_response(tokens: &IssuedTokens, delivery: RefreshDelivery, web: &WebSet
         token_type: "Bearer",
         expires_in: tokens.expires_in.as_secs(),
         refresh_token: in_body.then(|| tokens.refresh_token.expose()),
-        refresh_expires_in: in_body.then(|| tokens.refresh_expires_in.as_secs()),
+        refresh_expires_in: in_body.then_some(tokens.refresh_expires_in.as_secs()),
     };
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();

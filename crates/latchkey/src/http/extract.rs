@@ -47,15 +47,16 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => ApiError::bad_request(
+        // A shape error can come before a syntax error further on: tell them apart by
+        // checking the syntax alone (only on this error path).
+        let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        if e.classify() == serde_json::error::Category::Data && well_formed {
+            ApiError::bad_request(
                 "invalid_request",
                 "a field is missing or has the wrong type",
-            ),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::bad_request("malformed_json", "the request body is not valid JSON")
-            }
+            )
+        } else {
+            ApiError::bad_request("malformed_json", "the request body is not valid JSON")
         }
     })
 }

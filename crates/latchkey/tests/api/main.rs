@@ -1,0 +1,18 @@
+//! Integration tests: each starts the real server (the same `Application` the binary
+//! runs) on a random port with its own database, and drives it over HTTP.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod helpers;
+
+mod browser;
+mod flow;
+mod input;
+mod keys;
+mod rotation;
+mod tokens;
