@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::hashing::HashPool;
 use crate::http::{self, AppState, WebSettings};
-use crate::ratelimit::LocalRateLimiter;
+use crate::ratelimit::{LocalRateLimiter, RateLimiter};
+use crate::redis_link::{RedisLink, RedisRateLimiter};
+use crate::revocation::RevocationFanout;
 use crate::service::{AuthService, ServicePolicy};
 use crate::{clock, service::AuthError};
 
@@ -38,13 +40,23 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The Redis URL does not parse.
+    #[error(transparent)]
+    Redis(#[from] crate::redis_link::InvalidRedisUrl),
     /// Argon2 parameters.
     #[error("password hasher: {0}")]
     Hasher(#[from] latchkey_core::password::PasswordError),
 }
 
-/// Build the service (store, keys, revocations) from the config, without HTTP.
+/// Build the service (store, keys, revocations) from the config, without HTTP or Redis.
 pub async fn build_service(config: &Config) -> Result<Arc<AuthService>, StartError> {
+    Ok(build_service_with(config, None).await?.0)
+}
+
+async fn build_service_with(
+    config: &Config,
+    redis: Option<Arc<RedisLink>>,
+) -> Result<(Arc<AuthService>, Option<Arc<RedisLink>>), StartError> {
     config.validate()?;
     let settings = BackendSettings {
         max_connections: config.database_max_connections,
@@ -57,10 +69,17 @@ pub async fn build_service(config: &Config) -> Result<Arc<AuthService>, StartErr
         n => n,
     };
     let hashing = HashPool::new(hasher, workers, config.hash_queue);
-    let limiter = Arc::new(LocalRateLimiter::default());
-    let service =
-        AuthService::start(store, ServicePolicy::from_config(config), limiter, hashing).await?;
-    Ok(Arc::new(service))
+    let (limiter, fanout): (Arc<dyn RateLimiter>, Option<Arc<dyn RevocationFanout>>) = match &redis
+    {
+        Some(link) => (
+            Arc::new(RedisRateLimiter::new(link.clone())),
+            Some(link.clone()),
+        ),
+        None => (Arc::new(LocalRateLimiter::default()), None),
+    };
+    let policy = ServicePolicy::from_config(config);
+    let service = AuthService::start(store, policy, limiter, fanout, hashing).await?;
+    Ok((Arc::new(service), redis))
 }
 
 /// A built server, bound and ready to serve.
@@ -75,7 +94,12 @@ impl Application {
     /// Validate the config, open the store, set up keys, bind the address and start
     /// the background tasks.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let service = build_service(&config).await?;
+        config.validate()?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(RedisLink::open(url).await?),
+            None => None,
+        };
+        let (service, redis) = build_service_with(&config, redis).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -85,8 +109,12 @@ impl Application {
         let state = AppState {
             service: service.clone(),
             web: Arc::new(WebSettings::from_config(&config)),
+            redis: redis.clone(),
         };
-        let tasks = spawn_background_tasks(service, &config);
+        let mut tasks = spawn_background_tasks(service.clone(), &config);
+        if let Some(redis) = redis {
+            tasks.push(redis.spawn_subscriber(service));
+        }
         Ok(Self {
             listener,
             state,

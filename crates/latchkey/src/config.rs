@@ -80,6 +80,11 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Redis for scale-out (`redis://host:6379`): shared rate limits and instant
+    /// revocation fan-out between replicas. Unset: everything stays in process.
+    #[arg(long, env = "LATCHKEY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// Maximum database connections in the pool.
     #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod hashing;
 pub mod http;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod revocation;
 pub mod service;
 

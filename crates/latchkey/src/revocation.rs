@@ -12,6 +12,14 @@ use latchkey_core::model::SessionId;
 use latchkey_core::store::{RevocationEntry, Revoked, Store, StoreError};
 use latchkey_core::time::Timestamp;
 
+/// Tells other replicas about a revocation at once (the store poll would tell them
+/// within `LATCHKEY_REVOCATION_POLL` anyway).
+#[async_trait::async_trait]
+pub trait RevocationFanout: Send + Sync {
+    /// Announce that `revoked` is revoked until `until`.
+    async fn announce(&self, revoked: &Revoked, until: Timestamp);
+}
+
 /// Revoked access tokens (by `jti`) and sessions (by `sid`), each with the instant after
 /// which the entry no longer matters.
 #[derive(Debug, Default)]

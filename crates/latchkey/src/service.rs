@@ -21,7 +21,7 @@ use crate::clock;
 use crate::config::{Config, RateSpec};
 use crate::hashing::{HashJobError, HashPool};
 use crate::ratelimit::{RateDecision, RateLimiter};
-use crate::revocation::RevocationCache;
+use crate::revocation::{RevocationCache, RevocationFanout};
 
 /// Everything that can go wrong in a use case, in domain words.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +183,7 @@ pub struct AuthService {
     key_reload: Mutex<Option<Timestamp>>,
     revocations: RevocationCache,
     limiter: Arc<dyn RateLimiter>,
+    fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
 }
 
@@ -203,6 +204,7 @@ impl AuthService {
         store: Arc<dyn Store>,
         policy: ServicePolicy,
         limiter: Arc<dyn RateLimiter>,
+        fanout: Option<Arc<dyn RevocationFanout>>,
         hashing: HashPool,
     ) -> Result<Self, AuthError> {
         let now = clock::now();
@@ -229,6 +231,7 @@ impl AuthService {
             key_reload: Mutex::new(None),
             revocations: RevocationCache::default(),
             limiter,
+            fanout,
             hashing,
             policy,
         };
@@ -543,8 +546,18 @@ impl AuthService {
         self.store
             .revoke_session(session_id, now, until, &event)
             .await?;
-        self.revocations.insert(Revoked::Session(session_id), until);
+        self.revoke_locally(Revoked::Session(session_id), until)
+            .await;
         Ok(())
+    }
+
+    /// Put a revocation (already in the store) into this process's cache and announce it
+    /// to the other replicas.
+    async fn revoke_locally(&self, revoked: Revoked, until: Timestamp) {
+        self.revocations.insert(revoked.clone(), until);
+        if let Some(fanout) = &self.fanout {
+            fanout.announce(&revoked, until).await;
+        }
     }
 
     /// End a session: by its refresh token, by an access token of it, or both. The access
@@ -572,8 +585,8 @@ impl AuthService {
                 let until = Timestamp::from_unix_millis(claims.exp.saturating_mul(1000))
                     .plus(self.policy.leeway);
                 self.store.deny_access_token(&claims.jti, until).await?;
-                self.revocations
-                    .insert(Revoked::AccessToken(claims.jti.clone()), until);
+                self.revoke_locally(Revoked::AccessToken(claims.jti.clone()), until)
+                    .await;
                 if let Ok(sid) = claims.sid.parse::<SessionId>() {
                     sessions.push(sid);
                 }

@@ -26,6 +26,7 @@ pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
 
 use crate::config::Config;
+use crate::redis_link::RedisLink;
 use crate::service::AuthService;
 
 /// Largest accepted request body.
@@ -73,6 +74,8 @@ pub struct AppState {
     pub service: Arc<AuthService>,
     /// HTTP settings.
     pub web: Arc<WebSettings>,
+    /// Redis, when configured (for readiness).
+    pub redis: Option<Arc<RedisLink>>,
 }
 
 /// All Latchkey routes with their limits, CORS and security headers.
@@ -161,18 +164,29 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers (503 otherwise). A configured Redis that does not
+/// answer makes the server `degraded`, still ready: the database is the truth.
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.service.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+    let database_ok = match state.service.store().ping().await {
+        Ok(()) => true,
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unavailable" })),
-            )
-                .into_response()
+            tracing::warn!(error = %e, "readiness: database unavailable");
+            false
         }
-    }
+    };
+    let redis = match &state.redis {
+        None => "not_configured",
+        Some(link) if link.ping().await => "ok",
+        Some(_) => "unavailable",
+    };
+    let (status, word) = match (database_ok, redis) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, "unavailable") => (StatusCode::OK, "degraded"),
+        (true, _) => (StatusCode::OK, "ready"),
+    };
+    let database = if database_ok { "ok" } else { "unavailable" };
+    let body = json!({ "status": word, "database": database, "redis": redis });
+    (status, Json(body)).into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -14,5 +14,6 @@ mod browser;
 mod flow;
 mod input;
 mod keys;
+mod replicas;
 mod rotation;
 mod tokens;
