@@ -60,6 +60,7 @@ async fn build_service_with(
     config.validate()?;
     let settings = BackendSettings {
         max_connections: config.database_max_connections,
+        acquire_timeout: config.database_acquire_timeout.0,
         ..BackendSettings::default()
     };
     let store = latchkey_store::open(&config.database_url, settings).await?;

@@ -85,6 +85,10 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// How long a request waits for a database connection before it fails with 503.
+    #[arg(long, env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s")]
+    pub database_acquire_timeout: HumanDuration,
+
     /// Maximum database connections in the pool.
     #[arg(long, env = "LATCHKEY_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
     pub database_max_connections: u32,

@@ -35,14 +35,13 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-pub fn config(db_path: &std::path::Path, extra: &[&str]) -> Config {
-    let url = format!("sqlite://{}", db_path.display());
+pub fn config_for_url(url: &str, extra: &[&str]) -> Config {
     let mut args = vec![
         "latchkey",
         "--bind",
         "127.0.0.1:0",
         "--database-url",
-        &url,
+        url,
         "--issuer",
         "https://auth.test",
         "--audience",
@@ -74,7 +73,11 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
 }
 
 pub async fn spawn_app_on(db_path: &std::path::Path, extra: &[&str]) -> TestApp {
-    let app = Application::build(config(db_path, extra))
+    spawn_app_with_url(&format!("sqlite://{}", db_path.display()), extra).await
+}
+
+pub async fn spawn_app_with_url(url: &str, extra: &[&str]) -> TestApp {
+    let app = Application::build(config_for_url(url, extra))
         .await
         .expect("server starts");
     let address = format!("http://{}", app.local_addr());

@@ -11,6 +11,7 @@
 mod helpers;
 
 mod browser;
+mod faults;
 mod flow;
 mod input;
 mod keys;
