@@ -1,0 +1,843 @@
+//! A verifier that keeps a Latchkey server's signing keys and revocations in step over
+//! HTTP (feature `remote`).
+//!
+//! [`RemoteVerifier`] fetches `/.well-known/jwks.json`, refreshes it in the background,
+//! refetches it at once when a token names an unknown `kid` (so a key rotation at the
+//! server needs no restart), and optionally follows the server's revocation feed
+//! (`GET /auth/revocations?after=<seq>`) so that logged-out tokens and sessions are
+//! refused within a bounded delay. Verification itself stays local: no request per token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::task::AbortHandle;
+
+use crate::claims::{verify_access_token, AccessClaims, Validation};
+use crate::error::TokenError;
+use crate::jwk::{Jwks, KeySet};
+use crate::jws::CompactJws;
+
+/// Default clock skew tolerated on `exp`, `nbf` and `iat`: 30 seconds.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default period of the background JWKS refresh: 5 minutes.
+pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Default least time between two JWKS refetches caused by unknown `kid`s: 10 seconds.
+pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Default period of the revocation feed poll, the bound on how long a revoked token
+/// stays accepted: 1 second.
+pub const DEFAULT_REVOCATION_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default timeout of one HTTP request to the Latchkey server: 10 seconds.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Responses larger than this (JWKS or one feed page) are refused.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Feed pages read in one poll at most; the rest follows at the next poll.
+const MAX_PAGES_PER_POLL: usize = 64;
+/// Background periods are never shorter than this.
+const MIN_PERIOD: Duration = Duration::from_millis(10);
+
+/// Why a [`RemoteVerifier`] could not be built, or a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// A required builder setting is missing.
+    #[error("the verifier needs {0}")]
+    MissingSetting(&'static str),
+    /// A configured URL is not a valid absolute URL.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// `build` was called outside a Tokio runtime, which the background tasks need.
+    #[error("the verifier must be built inside a Tokio runtime")]
+    NoRuntime,
+    /// The request failed before a response arrived (connection refused, timeout, TLS).
+    #[error("request to {url} failed: {reason}")]
+    Request {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The server answered with an unexpected status. A revocation feed answers 404
+    /// when the server has no `LATCHKEY_REVOCATION_FEED_SECRET`, 401 for a wrong secret.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The response body is not what the protocol promises (bad JSON, too large).
+    #[error("{url} sent an invalid response: {reason}")]
+    InvalidResponse {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The JWKS holds no key this crate can verify with (HS256 keys are never
+    /// published: use [`RemoteVerifierBuilder::key_set`] for a shared secret).
+    #[error("the JWKS at {url} holds no usable signature key")]
+    NoUsableKeys {
+        /// The JWKS URL.
+        url: String,
+    },
+}
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Clone)]
+enum KeySource {
+    Url(String),
+    Static(Arc<KeySet>),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(url) => f.debug_tuple("Url").field(url).finish(),
+            Self::Static(keys) => f.debug_tuple("Static").field(&keys.len()).finish(),
+        }
+    }
+}
+
+/// Settings for a [`RemoteVerifier`]; start with [`RemoteVerifier::builder`].
+///
+/// Required: a key source ([`jwks_url`](Self::jwks_url), [`jwks`](Self::jwks) or
+/// [`key_set`](Self::key_set)), [`issuer`](Self::issuer) and
+/// [`audience`](Self::audience). Everything else has a default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RemoteVerifierBuilder {
+    keys: Option<KeySource>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    jwks_refresh_interval: Duration,
+    min_refetch_interval: Duration,
+    revocation_feed: Option<(String, Secret)>,
+    revocation_poll_interval: Duration,
+    http_client: Option<reqwest::Client>,
+    http_timeout: Duration,
+    fail_fast: bool,
+}
+
+impl Default for RemoteVerifierBuilder {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            issuer: None,
+            audience: None,
+            leeway: DEFAULT_LEEWAY,
+            jwks_refresh_interval: DEFAULT_JWKS_REFRESH_INTERVAL,
+            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
+            revocation_feed: None,
+            revocation_poll_interval: DEFAULT_REVOCATION_POLL_INTERVAL,
+            http_client: None,
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
+            fail_fast: true,
+        }
+    }
+}
+
+impl RemoteVerifierBuilder {
+    /// Fetch the keys from this JWKS URL, e.g. `https://auth.example.com/.well-known/jwks.json`.
+    ///
+    /// `https` URLs need a TLS backend in `reqwest`: this crate enables none, so turn one
+    /// on in your own `Cargo.toml` (e.g. `reqwest = { version = "0.12", features =
+    /// ["rustls-tls"] }`), or pass a client with [`http_client`](Self::http_client).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.keys = Some(KeySource::Url(url.into()));
+        self
+    }
+
+    /// Use a fixed JWKS instead of fetching one: no refresh, no refetch. `oct` keys in it
+    /// are ignored, as by [`KeySet::from_jwks`].
+    pub fn jwks(mut self, jwks: &Jwks) -> Self {
+        self.keys = Some(KeySource::Static(Arc::new(KeySet::from_jwks(jwks))));
+        self
+    }
+
+    /// Use a fixed key set instead of fetching one, for instance an HS256 shared secret
+    /// built with [`VerificationKey::hs256`](crate::VerificationKey::hs256).
+    pub fn key_set(mut self, keys: KeySet) -> Self {
+        self.keys = Some(KeySource::Static(Arc::new(keys)));
+        self
+    }
+
+    /// The expected `iss` (the Latchkey server's issuer). Required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The audience that `aud` must contain (this service's name). Required.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default [`DEFAULT_LEEWAY`].
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How often the JWKS is refetched in the background. Default
+    /// [`DEFAULT_JWKS_REFRESH_INTERVAL`]; never less than 10 ms.
+    pub fn jwks_refresh_interval(mut self, every: Duration) -> Self {
+        self.jwks_refresh_interval = every;
+        self
+    }
+
+    /// The least time between two JWKS refetches triggered by tokens with an unknown
+    /// `kid` (it bounds what a flood of forged `kid`s can cost the server). Default
+    /// [`DEFAULT_MIN_REFETCH_INTERVAL`]. Also the retry delay after a failed refresh.
+    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
+        self.min_refetch_interval = interval;
+        self
+    }
+
+    /// Follow the revocation feed at `url` (e.g.
+    /// `https://auth.example.com/auth/revocations`), authenticating with the server's
+    /// `LATCHKEY_REVOCATION_FEED_SECRET`. Without a feed, revoked tokens stay accepted
+    /// until they expire.
+    pub fn revocation_feed(mut self, url: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.revocation_feed = Some((url.into(), Secret(secret.into())));
+        self
+    }
+
+    /// How often the revocation feed is polled: the bound on how long a revoked token
+    /// stays accepted. Default [`DEFAULT_REVOCATION_POLL_INTERVAL`]; never less than 10 ms.
+    pub fn revocation_poll_interval(mut self, every: Duration) -> Self {
+        self.revocation_poll_interval = every;
+        self
+    }
+
+    /// Use this HTTP client (with your TLS, proxy and timeout settings) instead of a new
+    /// one. [`http_timeout`](Self::http_timeout) does not apply to it.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Timeout of each request of the client this builder makes. Default
+    /// [`DEFAULT_HTTP_TIMEOUT`].
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// Whether [`build`](Self::build) fails when the first JWKS fetch or the first
+    /// revocation sync fails. Default `true`: a service that cannot reach its auth server
+    /// at start is misconfigured, and one that could not read the revocations would accept
+    /// revoked tokens. With `false`, `build` succeeds anyway: tokens are refused as
+    /// `token_invalid` until the keys arrive, and the background tasks keep retrying.
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Build the verifier: fetch the JWKS, catch up with the revocation feed (see
+    /// [`fail_fast`](Self::fail_fast)), and start the background tasks, which stop when
+    /// the verifier is dropped. Must run inside a Tokio runtime.
+    pub async fn build(self) -> Result<RemoteVerifier, RemoteError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| RemoteError::NoRuntime)?;
+        let source = self.keys.ok_or(RemoteError::MissingSetting(
+            "a key source (jwks_url, jwks or key_set)",
+        ))?;
+        let issuer = self
+            .issuer
+            .ok_or(RemoteError::MissingSetting("an issuer"))?;
+        let audience = self
+            .audience
+            .ok_or(RemoteError::MissingSetting("an audience"))?;
+        let client = match self.http_client {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .timeout(self.http_timeout)
+                .build()
+                .map_err(|e| RemoteError::Client(e.to_string()))?,
+        };
+        let (jwks_url, keys) = match source {
+            KeySource::Url(url) => (Some(parse_url(&url)?), Arc::new(KeySet::new())),
+            KeySource::Static(keys) => (None, keys),
+        };
+        let feed = match self.revocation_feed {
+            Some((url, secret)) => Some(Feed {
+                url: parse_url(&url)?,
+                secret,
+            }),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            validation: Validation {
+                issuer,
+                audience,
+                leeway: self.leeway,
+            },
+            client,
+            jwks_url,
+            feed,
+            keys: RwLock::new(KeyState {
+                keys,
+                fetched_at: None,
+            }),
+            revocations: RwLock::new(Revocations::default()),
+            last_refetch: AsyncMutex::new(None),
+            min_refetch_interval: self.min_refetch_interval,
+        });
+
+        let mut keys_loaded = true;
+        if shared.jwks_url.is_some() {
+            if let Err(error) = shared.refresh_keys().await {
+                if self.fail_fast {
+                    return Err(error);
+                }
+                warn_fetch("JWKS", &error);
+                keys_loaded = false;
+            }
+        }
+        if shared.feed.is_some() {
+            if let Err(error) = shared.sync_revocations().await {
+                if self.fail_fast {
+                    return Err(error);
+                }
+                warn_fetch("revocation feed", &error);
+            }
+        }
+
+        let mut tasks = Vec::new();
+        if shared.jwks_url.is_some() {
+            let every = self.jwks_refresh_interval.max(MIN_PERIOD);
+            let retry = self.min_refetch_interval.clamp(MIN_PERIOD, every);
+            let first = if keys_loaded { every } else { retry };
+            let task = refresh_keys_task(Arc::downgrade(&shared), first, every, retry);
+            tasks.push(runtime.spawn(task).abort_handle());
+        }
+        if shared.feed.is_some() {
+            let every = self.revocation_poll_interval.max(MIN_PERIOD);
+            let task = follow_revocations_task(Arc::downgrade(&shared), every);
+            tasks.push(runtime.spawn(task).abort_handle());
+        }
+        Ok(RemoteVerifier { shared, tasks })
+    }
+}
+
+fn parse_url(url: &str) -> Result<reqwest::Url, RemoteError> {
+    reqwest::Url::parse(url).map_err(|e| RemoteError::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Verifies Latchkey access tokens locally with keys fetched from the server's JWKS,
+/// kept fresh in the background, and refuses tokens listed by the revocation feed.
+///
+/// Build one per process with [`RemoteVerifier::builder`] and share it (`Arc`); its
+/// background tasks stop when it is dropped.
+pub struct RemoteVerifier {
+    shared: Arc<Shared>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl fmt::Debug for RemoteVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteVerifier")
+            .field("validation", &self.shared.validation)
+            .field(
+                "jwks_url",
+                &self.shared.jwks_url.as_ref().map(|u| u.as_str()),
+            )
+            .field(
+                "revocation_feed",
+                &self.shared.feed.as_ref().map(|feed| feed.url.as_str()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RemoteVerifier {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A snapshot of what a [`RemoteVerifier`] currently knows, for health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifierStatus {
+    /// How many verification keys are trusted.
+    pub keys: usize,
+    /// When the JWKS was last fetched successfully (`None` for fixed keys or before the
+    /// first success).
+    pub keys_fetched_at: Option<SystemTime>,
+    /// The revocation feed cursor (`None` without a feed).
+    pub revocation_cursor: Option<i64>,
+    /// When the revocation feed was last read successfully.
+    pub revocations_synced_at: Option<SystemTime>,
+    /// How many revoked token ids (`jti`) are remembered.
+    pub revoked_tokens: usize,
+    /// How many revoked sessions (`sid`) are remembered.
+    pub revoked_sessions: usize,
+}
+
+impl RemoteVerifier {
+    /// Start configuring a verifier.
+    pub fn builder() -> RemoteVerifierBuilder {
+        RemoteVerifierBuilder::default()
+    }
+
+    /// Verify `token` now (system clock): signature, `typ`, `iss`, `aud`, `exp`, `nbf`,
+    /// `iat`, then revocation. A token signed with a `kid` not yet known triggers one
+    /// rate-limited JWKS refetch and one retry.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify_at(token, unix_now()).await
+    }
+
+    /// [`verify`](Self::verify) at a given time, in Unix seconds (for tests).
+    pub async fn verify_at(
+        &self,
+        token: &str,
+        now_unix_secs: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        let shared = &self.shared;
+        let keys = shared.key_set();
+        let claims = match verify_access_token(token, &keys, &shared.validation, now_unix_secs) {
+            Err(TokenError::UnknownKey) if shared.jwks_url.is_some() && names_a_kid(token) => {
+                let Some(fresh) = shared.refetch_for_unknown_kid(&keys).await else {
+                    return Err(TokenError::UnknownKey);
+                };
+                verify_access_token(token, &fresh, &shared.validation, now_unix_secs)?
+            }
+            other => other?,
+        };
+        if shared.is_revoked(&claims) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// The validation settings (issuer, audience, leeway).
+    pub fn validation(&self) -> &Validation {
+        &self.shared.validation
+    }
+
+    /// The keys currently trusted.
+    pub fn key_set(&self) -> Arc<KeySet> {
+        self.shared.key_set()
+    }
+
+    /// Refetch the JWKS now. On failure the current keys stay in use. Does nothing for
+    /// fixed keys.
+    pub async fn refresh_keys(&self) -> Result<(), RemoteError> {
+        if self.shared.jwks_url.is_none() {
+            return Ok(());
+        }
+        self.shared.refresh_keys().await.map(drop)
+    }
+
+    /// Read the revocation feed up to its end now. On failure the revocations known so
+    /// far stay in force. Does nothing without a feed.
+    pub async fn sync_revocations(&self) -> Result<(), RemoteError> {
+        if self.shared.feed.is_none() {
+            return Ok(());
+        }
+        self.shared.sync_revocations().await
+    }
+
+    /// What the verifier currently knows.
+    pub fn status(&self) -> VerifierStatus {
+        let keys = read(&self.shared.keys);
+        let revocations = read(&self.shared.revocations);
+        VerifierStatus {
+            keys: keys.keys.len(),
+            keys_fetched_at: keys.fetched_at,
+            revocation_cursor: self.shared.feed.as_ref().map(|_| revocations.cursor),
+            revocations_synced_at: revocations.synced_at,
+            revoked_tokens: revocations.tokens.len(),
+            revoked_sessions: revocations.sessions.len(),
+        }
+    }
+}
+
+/// Whether the token's header names a `kid`: only then can a refetch help.
+fn names_a_kid(token: &str) -> bool {
+    CompactJws::parse(token).is_ok_and(|jws| jws.header.kid.is_some())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Feed {
+    url: reqwest::Url,
+    secret: Secret,
+}
+
+struct KeyState {
+    keys: Arc<KeySet>,
+    fetched_at: Option<SystemTime>,
+}
+
+struct Shared {
+    validation: Validation,
+    client: reqwest::Client,
+    jwks_url: Option<reqwest::Url>,
+    feed: Option<Feed>,
+    keys: RwLock<KeyState>,
+    revocations: RwLock<Revocations>,
+    /// When an unknown `kid` last caused a refetch; held during that refetch, so
+    /// concurrent callers wait for it instead of fetching again (single flight).
+    last_refetch: AsyncMutex<Option<Instant>>,
+    min_refetch_interval: Duration,
+}
+
+impl Shared {
+    fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&read(&self.keys).keys)
+    }
+
+    fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        read(&self.revocations).is_revoked(claims)
+    }
+
+    /// Fetch the JWKS and trust exactly its keys from now on.
+    async fn refresh_keys(&self) -> Result<Arc<KeySet>, RemoteError> {
+        let Some(url) = &self.jwks_url else {
+            return Ok(self.key_set());
+        };
+        let body = get(&self.client, url, None).await?;
+        let jwks: Jwks =
+            serde_json::from_slice(&body).map_err(|e| RemoteError::InvalidResponse {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        let keys = KeySet::from_jwks(&jwks);
+        if keys.is_empty() {
+            // Most likely a broken deployment: keep verifying with the keys we have.
+            return Err(RemoteError::NoUsableKeys {
+                url: url.to_string(),
+            });
+        }
+        let keys = Arc::new(keys);
+        *write(&self.keys) = KeyState {
+            keys: Arc::clone(&keys),
+            fetched_at: Some(SystemTime::now()),
+        };
+        Ok(keys)
+    }
+
+    /// A refetch on behalf of a token whose `kid` is not in `seen`: at most one in flight
+    /// and one per `min_refetch_interval`. Returns the keys to retry with, if any changed.
+    async fn refetch_for_unknown_kid(&self, seen: &Arc<KeySet>) -> Option<Arc<KeySet>> {
+        let mut last = self.last_refetch.lock().await;
+        let current = self.key_set();
+        if !Arc::ptr_eq(&current, seen) {
+            // Someone else refreshed while we waited: retry with their result.
+            return Some(current);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        match self.refresh_keys().await {
+            Ok(keys) => Some(keys),
+            Err(error) => {
+                warn_fetch("JWKS", &error);
+                None
+            }
+        }
+    }
+
+    /// Read feed pages until the end (or `MAX_PAGES_PER_POLL`), then forget entries that
+    /// no longer matter.
+    async fn sync_revocations(&self) -> Result<(), RemoteError> {
+        let Some(feed) = &self.feed else {
+            return Ok(());
+        };
+        for _ in 0..MAX_PAGES_PER_POLL {
+            let after = read(&self.revocations).cursor;
+            let mut url = feed.url.clone();
+            url.query_pairs_mut()
+                .append_pair("after", &after.to_string());
+            let body = get(&self.client, &url, Some(&feed.secret)).await?;
+            let page: FeedPage =
+                serde_json::from_slice(&body).map_err(|e| RemoteError::InvalidResponse {
+                    url: feed.url.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let caught_up = page.entries.is_empty() || page.next == after;
+            let mut revocations = write(&self.revocations);
+            revocations.apply(&page);
+            revocations.synced_at = Some(SystemTime::now());
+            if caught_up {
+                revocations.purge(unix_now(), self.validation.leeway);
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// GET `url` (with a bearer secret), expecting 200 and a body of bounded size.
+async fn get(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    bearer: Option<&Secret>,
+) -> Result<Vec<u8>, RemoteError> {
+    // Never put the full URL of a feed request in errors: it is harmless, but keep the
+    // error short and stable.
+    let shown = || {
+        let mut url = url.clone();
+        url.set_query(None);
+        url.to_string()
+    };
+    let mut request = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(secret) = bearer {
+        request = request.bearer_auth(&secret.0);
+    }
+    let mut response = request.send().await.map_err(|e| RemoteError::Request {
+        url: shown(),
+        reason: describe(e),
+    })?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(RemoteError::Status {
+            url: shown(),
+            status: response.status().as_u16(),
+        });
+    }
+    let too_large = || RemoteError::InvalidResponse {
+        url: shown(),
+        reason: format!("larger than {MAX_RESPONSE_BYTES} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| RemoteError::Request {
+        url: shown(),
+        reason: describe(e),
+    })? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The error and its causes ("error sending request: ...: Connection refused"), without
+/// the URL (the caller names it).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+async fn refresh_keys_task(
+    shared: Weak<Shared>,
+    first: Duration,
+    every: Duration,
+    retry: Duration,
+) {
+    let mut delay = first;
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        delay = match shared.refresh_keys().await {
+            Ok(_) => every,
+            Err(error) => {
+                warn_fetch("JWKS", &error);
+                retry
+            }
+        };
+    }
+}
+
+async fn follow_revocations_task(shared: Weak<Shared>, every: Duration) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match shared.sync_revocations().await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("the revocation feed is readable again");
+                }
+                failing = false;
+            }
+            Err(error) => {
+                // Keep the revocations known so far; say so once, not once a second.
+                if failing {
+                    tracing::debug!(%error, "revocation feed still failing");
+                } else {
+                    warn_fetch("revocation feed", &error);
+                }
+                failing = true;
+                let mut revocations = write(&shared.revocations);
+                revocations.purge(unix_now(), shared.validation.leeway);
+            }
+        }
+    }
+}
+
+fn warn_fetch(what: &str, error: &RemoteError) {
+    tracing::warn!(%error, "cannot read the {what}; keeping the last known state and retrying");
+}
+
+/// One page of `GET /auth/revocations?after=<seq>`.
+#[derive(Debug, Deserialize)]
+struct FeedPage {
+    entries: Vec<FeedEntry>,
+    next: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct FeedEntry {
+    kind: String,
+    value: String,
+    expires_at: i64,
+}
+
+/// Revoked token ids and sessions, each with the time after which it no longer matters.
+#[derive(Debug, Default)]
+struct Revocations {
+    cursor: i64,
+    tokens: HashMap<String, i64>,
+    sessions: HashMap<String, i64>,
+    synced_at: Option<SystemTime>,
+}
+
+impl Revocations {
+    fn apply(&mut self, page: &FeedPage) {
+        for entry in &page.entries {
+            let map = match entry.kind.as_str() {
+                "access_token" => &mut self.tokens,
+                "session" => &mut self.sessions,
+                // A kind this version does not know: newer servers may add some.
+                _ => continue,
+            };
+            let expires_at = map.entry(entry.value.clone()).or_insert(entry.expires_at);
+            *expires_at = (*expires_at).max(entry.expires_at);
+        }
+        self.cursor = page.next;
+    }
+
+    /// Forget entries whose tokens have all expired, leeway included.
+    fn purge(&mut self, now: i64, leeway: Duration) {
+        let leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        let live = |_: &String, expires_at: &mut i64| expires_at.saturating_add(leeway) > now;
+        self.tokens.retain(live);
+        self.sessions.retain(live);
+    }
+
+    fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        self.tokens.contains_key(&claims.jti) || self.sessions.contains_key(&claims.sid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(json: &str) -> FeedPage {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn claims(jti: &str, sid: &str) -> AccessClaims {
+        AccessClaims {
+            iss: "iss".into(),
+            sub: "user".into(),
+            aud: vec!["aud".into()],
+            sid: sid.into(),
+            roles: vec![],
+            iat: 0,
+            exp: 100,
+            nbf: None,
+            jti: jti.into(),
+        }
+    }
+
+    #[test]
+    fn revocations_apply_kinds_keep_the_latest_expiry_and_purge_with_leeway() {
+        let mut revocations = Revocations::default();
+        revocations.apply(&page(
+            r#"{"entries":[
+                {"seq":1,"kind":"access_token","value":"j1","expires_at":100},
+                {"seq":2,"kind":"session","value":"s1","expires_at":200},
+                {"seq":3,"kind":"access_token","value":"j1","expires_at":150},
+                {"seq":4,"kind":"something_new","value":"x","expires_at":900}
+            ],"next":4}"#,
+        ));
+        assert_eq!(revocations.cursor, 4);
+        assert!(revocations.is_revoked(&claims("j1", "other")));
+        assert!(revocations.is_revoked(&claims("other", "s1")));
+        assert!(!revocations.is_revoked(&claims("x", "x")));
+        assert_eq!(revocations.tokens.get("j1"), Some(&150));
+
+        // j1 matters until 150 + 30 s leeway.
+        revocations.purge(179, Duration::from_secs(30));
+        assert!(revocations.is_revoked(&claims("j1", "-")));
+        revocations.purge(180, Duration::from_secs(30));
+        assert!(!revocations.is_revoked(&claims("j1", "-")));
+        assert!(revocations.is_revoked(&claims("-", "s1")));
+        revocations.purge(231, Duration::from_secs(30));
+        assert!(revocations.sessions.is_empty());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let builder = RemoteVerifier::builder().revocation_feed("http://x/feed", "hunter2-secret");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+}
