@@ -709,9 +709,10 @@ async fn ensure_signing_key(
             tracing::info!(from = %active.algorithm, to = %policy.algorithm, "signing algorithm changed; rotating key");
             if let Err(e) = rotate_signing_key(store, policy, now).await {
                 // Replicas starting together may race to rotate; one winner is enough.
-                let rotated_by_another = store.signing_keys().await?.iter().any(|k| {
-                    k.retired_at.is_none() && k.algorithm == policy.algorithm.as_str()
-                });
+                let rotated_by_another =
+                    store.signing_keys().await?.iter().any(|k| {
+                        k.retired_at.is_none() && k.algorithm == policy.algorithm.as_str()
+                    });
                 if !rotated_by_another {
                     return Err(e);
                 }
