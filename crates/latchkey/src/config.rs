@@ -198,6 +198,11 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_REVOCATION_FEED_SECRET", hide_env_values = true)]
     pub revocation_feed_secret: Option<String>,
 
+    /// Access tokens whose verification is remembered (until their `exp`), so repeated
+    /// requests with one token skip the signature check. 0 turns the cache off.
+    #[arg(long, env = "LATCHKEY_VERIFIED_TOKEN_CACHE", default_value_t = 4096)]
+    pub verified_token_cache: usize,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,

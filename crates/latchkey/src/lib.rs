@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod redis_link;
 pub mod revocation;
 pub mod service;
+pub mod token_cache;
 
 pub use app::Application;
 pub use config::Config;

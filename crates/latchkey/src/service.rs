@@ -22,6 +22,7 @@ use crate::config::{Config, RateSpec};
 use crate::hashing::{HashJobError, HashPool};
 use crate::ratelimit::{RateDecision, RateLimiter};
 use crate::revocation::{RevocationCache, RevocationFanout};
+use crate::token_cache::VerifiedTokenCache;
 
 /// Everything that can go wrong in a use case, in domain words.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,8 @@ pub struct ServicePolicy {
     pub hs256_secret: Option<Vec<u8>>,
     /// Rate limits.
     pub limits: RateLimits,
+    /// How many verified access tokens to remember (0: verify every time).
+    pub verified_token_cache: usize,
 }
 
 /// The configured rate limits.
@@ -157,6 +160,7 @@ impl ServicePolicy {
             audience: config.audience.clone(),
             algorithm: config.algorithm,
             hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            verified_token_cache: config.verified_token_cache,
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,
@@ -182,6 +186,7 @@ pub struct AuthService {
     key_ring: RwLock<Arc<KeyRing>>,
     key_reload: Mutex<Option<Timestamp>>,
     revocations: RevocationCache,
+    verified: VerifiedTokenCache,
     limiter: Arc<dyn RateLimiter>,
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
@@ -230,6 +235,7 @@ impl AuthService {
             key_ring: RwLock::new(Arc::new(ring)),
             key_reload: Mutex::new(None),
             revocations: RevocationCache::default(),
+            verified: VerifiedTokenCache::new(policy.verified_token_cache),
             limiter,
             fanout,
             hashing,
@@ -615,17 +621,27 @@ impl AuthService {
     /// unknown, when the key ring is reloaded (at most once a second) in case another
     /// replica rotated keys.
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims = match self.verify_signature_and_claims(token) {
-            Err(TokenError::UnknownKey) if self.reload_keys_if_due().await => {
-                self.verify_signature_and_claims(token)?
+        let now = clock::now().unix_seconds();
+        let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
+        let claims = match self.verified.get(token, now, leeway) {
+            Some(claims) => claims,
+            None => {
+                let claims = match self.verify_signature_and_claims(token) {
+                    Err(TokenError::UnknownKey) if self.reload_keys_if_due().await => {
+                        self.verify_signature_and_claims(token)?
+                    }
+                    other => other?,
+                };
+                let claims = Arc::new(claims);
+                self.verified.insert(token, claims.clone());
+                claims
             }
-            other => other?,
         };
         let sid = claims.sid.parse::<SessionId>().ok();
         if self.revocations.is_revoked(&claims.jti, sid) {
             return Err(TokenError::Revoked);
         }
-        Ok(claims)
+        Ok(AccessClaims::clone(&claims))
     }
 
     /// Reload the key ring unless that happened less than a second ago. Returns whether
