@@ -203,3 +203,34 @@ async fn refresh_and_register_are_rate_limited_too() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_login_flood_is_queued_or_refused_and_refreshes_go_on() {
+    let app = spawn_app(&["--hash-workers", "1", "--hash-queue", "2"]).await;
+    let tokens = app.user_with_session("flo@example.com").await;
+    let body = json!({ "email": "flo@example.com", "password": "wrong password" });
+    let flood = futures::future::join_all((0..12).map(|_| app.post_json("/auth/login", &body)));
+    let refresh = async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        app.refresh_body(&tokens.refresh).await
+    };
+    let (responses, refreshed) = tokio::join!(flood, refresh);
+    assert_eq!(
+        refreshed.status(),
+        StatusCode::OK,
+        "refreshes need no password hash and go through"
+    );
+    let mut refused = 0;
+    for response in responses {
+        match response.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0, "beyond the queue, logins are refused with 503");
+}
