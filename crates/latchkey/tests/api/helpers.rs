@@ -129,6 +129,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET `path` with a bearer token and return the JSON body.
+    pub async fn get_json(&self, path: &str, bearer: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     pub async fn register(&self, email: &str) -> Response {
         self.post_json(
             "/auth/register",
@@ -213,4 +225,13 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
         "body: {body}"
     );
     body
+}
+
+/// The string field `field` of every object in the JSON array `array`.
+pub fn strings(array: &Value, field: &str) -> Vec<String> {
+    let items = array.as_array().expect("a JSON array");
+    items
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field").to_owned())
+        .collect()
 }

@@ -54,16 +54,7 @@ async fn refresh_spends_the_token_and_a_late_replay_revokes_the_family() {
     assert_eq!(app.me(&other.access).await.status(), StatusCode::OK);
 
     let admin = app.create_admin("root@example.com").await;
-    let events: Value = app
-        .client
-        .get(app.url("/admin/security-events"))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events = app.get_json("/admin/security-events", &admin.access).await;
     let reuse: Vec<&Value> = events["events"]
         .as_array()
         .unwrap()

@@ -169,33 +169,12 @@ async fn the_revocation_feed_needs_its_secret_and_is_off_without_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let feed: Value = on
-        .client
-        .get(on.url("/auth/revocations?after=0"))
-        .bearer_auth(FEED_SECRET)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kinds: Vec<&str> = feed["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let feed = on.get_json("/auth/revocations?after=0", FEED_SECRET).await;
+    let kinds = strings(&feed["entries"], "kind");
     assert_eq!(kinds, ["access_token", "session"], "{feed}");
     let next = feed["next"].as_i64().unwrap();
-    let later: Value = on
-        .client
-        .get(on.url(&format!("/auth/revocations?after={next}")))
-        .bearer_auth(FEED_SECRET)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let later = on
+        .get_json(&format!("/auth/revocations?after={next}"), FEED_SECRET)
+        .await;
     assert_eq!(later, json!({ "entries": [], "next": next }));
 }
