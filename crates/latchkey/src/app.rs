@@ -40,6 +40,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The password-hashing threads could not be started.
+    #[error("could not start the password-hashing threads: {0}")]
+    Threads(std::io::Error),
     /// The Redis URL does not parse.
     #[error(transparent)]
     Redis(#[from] crate::redis_link::InvalidRedisUrl),
@@ -69,7 +72,7 @@ async fn build_service_with(
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let hashing = HashPool::new(hasher, workers, config.hash_queue);
+    let hashing = HashPool::new(hasher, workers, config.hash_queue).map_err(StartError::Threads)?;
     let (limiter, fanout): (Arc<dyn RateLimiter>, Option<Arc<dyn RevocationFanout>>) = match &redis
     {
         Some(link) => (

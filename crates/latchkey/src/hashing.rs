@@ -1,11 +1,17 @@
-//! Password hashing off the async runtime, with bounded concurrency and a bounded queue:
-//! a login flood waits its turn or is refused with 503, it never starves other requests.
+//! Password hashing on a few dedicated threads, off the async runtime, with a bounded
+//! queue: a login flood waits its turn or is refused with 503, it never starves other
+//! requests.
+//!
+//! - Each worker thread owns one Argon2 working buffer ([`HashMemory`], 19 MiB at OWASP
+//!   cost) and reuses it, so memory stays at `workers` buffers however many logins come.
+//! - Workers run at a lower CPU priority (nice 10 on Unix): when refreshes and logins
+//!   compete for a core, refreshes (cheap, latency-sensitive) go first.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
-use latchkey_core::password::{PasswordError, PasswordHasher};
-use tokio::sync::Semaphore;
+use latchkey_core::password::{HashMemory, PasswordError, PasswordHasher};
+use tokio::sync::oneshot;
 
 /// Why a hashing job did not run.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +19,7 @@ pub enum HashJobError {
     /// Too many hashing jobs are waiting already.
     #[error("too many password checks in progress")]
     Overloaded,
-    /// The job failed or its thread died.
+    /// The job failed or its worker died.
     #[error("password hashing failed")]
     Failed,
 }
@@ -24,59 +30,68 @@ impl From<PasswordError> for HashJobError {
     }
 }
 
-/// Runs Argon2 on the blocking thread pool, at most `workers` at a time.
+type Job = Box<dyn FnOnce(&PasswordHasher, &mut HashMemory) + Send>;
+
+/// Runs Argon2 jobs on `workers` dedicated threads.
 #[derive(Debug, Clone)]
 pub struct HashPool {
-    hasher: PasswordHasher,
-    permits: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
+    queue: SyncSender<Job>,
 }
 
-struct WaitingGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+/// CPU priority of the hashing threads (Unix nice value).
+const WORKER_NICENESS: i32 = 10;
 
 impl HashPool {
-    /// A pool running at most `workers` hashes at once with at most `max_waiting` queued.
-    pub fn new(hasher: PasswordHasher, workers: usize, max_waiting: usize) -> Self {
-        Self {
-            hasher,
-            permits: Arc::new(Semaphore::new(workers.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            max_waiting,
+    /// Start `workers` threads with at most `max_waiting` jobs queued for them.
+    pub fn new(
+        hasher: PasswordHasher,
+        workers: usize,
+        max_waiting: usize,
+    ) -> std::io::Result<Self> {
+        let (queue, jobs) = sync_channel::<Job>(max_waiting);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for index in 0..workers.max(1) {
+            let (hasher, jobs) = (hasher.clone(), jobs.clone());
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{index}"))
+                .spawn(move || work(&hasher, &jobs))?;
         }
+        Ok(Self { queue })
     }
 
-    /// Run `job` with the hasher on a worker.
+    /// Run `job` with the hasher and a worker's memory.
     pub async fn run<T, F>(&self, job: F) -> Result<T, HashJobError>
     where
         T: Send + 'static,
-        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+        F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
     {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(HashJobError::Overloaded);
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |hasher, memory| {
+            let _ = reply.send(job(hasher, memory));
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => answer.await.map_err(|_| HashJobError::Failed),
+            Err(TrySendError::Full(_)) => Err(HashJobError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => Err(HashJobError::Failed),
         }
-        let guard = WaitingGuard(&self.waiting);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HashJobError::Failed)?;
-        drop(guard);
-        let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = job(&hasher);
-            drop(permit);
-            result
-        })
-        .await
-        .map_err(|_| HashJobError::Failed)
+    }
+}
+
+/// A worker: lower its priority, then take jobs until the pool is dropped.
+fn work(hasher: &PasswordHasher, jobs: &Mutex<Receiver<Job>>) {
+    #[cfg(unix)]
+    if let Err(e) = rustix::process::setpriority_process(None, WORKER_NICENESS) {
+        tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+    }
+    let mut memory = hasher.new_memory();
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(hasher, &mut memory),
+            Err(_) => return,
+        }
     }
 }

@@ -345,7 +345,7 @@ impl AuthService {
         }
         let password_hash = self
             .hashing
-            .run(move |hasher| hasher.hash(&password))
+            .run(move |hasher, memory| hasher.hash(&password, memory))
             .await??;
         let now = clock::now();
         let user = User {
@@ -393,7 +393,9 @@ impl AuthService {
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let matches = self
             .hashing
-            .run(move |hasher| hasher.verify(password.as_bytes(), stored_hash.as_deref()))
+            .run(move |hasher, memory| {
+                hasher.verify(password.as_bytes(), stored_hash.as_deref(), memory)
+            })
             .await?;
         let now = clock::now();
         let Some(user) = user.filter(|_| matches) else {
