@@ -4,10 +4,12 @@
 //!
 //! - Each worker thread owns one Argon2 working buffer ([`HashMemory`], 19 MiB at OWASP
 //!   cost) and reuses it, so memory stays at `workers` buffers however many logins come.
+//!   The buffer is made on a worker's first job and dropped after a quiet minute, so an
+//!   idle server holds none.
 //! - Workers run at a lower CPU priority (nice 10 on Unix): when refreshes and logins
 //!   compete for a core, refreshes (cheap, latency-sensitive) go first.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use latchkey_core::password::{HashMemory, PasswordError, PasswordHasher};
@@ -40,6 +42,9 @@ pub struct HashPool {
 
 /// CPU priority of the hashing threads (Unix nice value).
 const WORKER_NICENESS: i32 = 10;
+
+/// A worker idle this long gives its Argon2 buffer back.
+const RELEASE_MEMORY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl HashPool {
     /// Start `workers` threads with at most `max_waiting` jobs queued for them.
@@ -83,15 +88,16 @@ fn work(hasher: &PasswordHasher, jobs: &Mutex<Receiver<Job>>) {
     if let Err(e) = rustix::process::setpriority_process(None, WORKER_NICENESS) {
         tracing::debug!(error = %e, "could not lower the hashing thread's priority");
     }
-    let mut memory = hasher.new_memory();
+    let mut memory: Option<HashMemory> = None;
     loop {
         let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv(),
+            Ok(receiver) => receiver.recv_timeout(RELEASE_MEMORY_AFTER),
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(hasher, &mut memory),
-            Err(_) => return,
+            Ok(job) => job(hasher, memory.get_or_insert_with(|| hasher.new_memory())),
+            Err(RecvTimeoutError::Timeout) => memory = None,
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
