@@ -98,7 +98,6 @@ impl Application {
     /// Validate the config, open the store, set up keys, bind the address and start
     /// the background tasks.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        config.validate()?;
         let redis = match &config.redis_url {
             Some(url) => Some(RedisLink::open(url).await?),
             None => None,
