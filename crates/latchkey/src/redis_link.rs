@@ -266,8 +266,8 @@ impl RateLimiter for RedisRateLimiter {
         let period = spec.period.as_millis() as f64;
         let now = clock::now().unix_millis();
         let script = &self.script;
-        let key = format!("latchkey:rate:{key}");
-        let key_ref = &key;
+        let redis_key = format!("latchkey:rate:{key}");
+        let key_ref = &redis_key;
         let verdict = self
             .link
             .run(|mut c| async move {
@@ -285,11 +285,7 @@ impl RateLimiter for RedisRateLimiter {
                 retry_after: Duration::from_millis(wait.ceil() as u64),
             },
             Some(_) => RateDecision::Allowed,
-            None => {
-                self.fallback
-                    .check(key.trim_start_matches("latchkey:rate:"), spec)
-                    .await
-            }
+            None => self.fallback.check(key, spec).await,
         }
     }
 }

@@ -492,6 +492,7 @@ impl AuthService {
                 RotationDecision::ReuseDetected => {
                     self.revoke_session(
                         session.id,
+                        Some(session.user_id),
                         SecurityEventKind::RefreshReuseDetected,
                         ctx,
                         now,
@@ -542,12 +543,12 @@ impl AuthService {
     async fn revoke_session(
         &self,
         session_id: SessionId,
+        user_id: Option<UserId>,
         kind: SecurityEventKind,
         ctx: &RequestContext,
         now: Timestamp,
     ) -> Result<(), AuthError> {
         let until = now.plus(self.policy.access_tokens_outlive_by());
-        let user_id = self.store.session(session_id).await?.map(|s| s.user_id);
         let mut event = self.event(kind, ctx, now);
         event.session_id = Some(session_id);
         event.user_id = user_id;
@@ -585,7 +586,7 @@ impl AuthService {
                 .refresh_state(&self.refresh_keys.hash(&token))
                 .await?
             {
-                sessions.push(session.id);
+                sessions.push((session.id, Some(session.user_id)));
             }
         }
         if let Some(token) = access_token {
@@ -596,13 +597,13 @@ impl AuthService {
                 self.revoke_locally(Revoked::AccessToken(claims.jti.clone()), until)
                     .await;
                 if let Ok(sid) = claims.sid.parse::<SessionId>() {
-                    sessions.push(sid);
+                    sessions.push((sid, claims.sub.parse::<UserId>().ok()));
                 }
             }
         }
-        sessions.dedup();
-        for session_id in sessions {
-            self.revoke_session(session_id, SecurityEventKind::Logout, ctx, now)
+        sessions.dedup_by_key(|(session_id, _)| *session_id);
+        for (session_id, user_id) in sessions {
+            self.revoke_session(session_id, user_id, SecurityEventKind::Logout, ctx, now)
                 .await?;
         }
         Ok(())
