@@ -14,23 +14,15 @@ use sqlx::sqlite::SqliteError;
 /// The name of the unique constraint on `users.email` (same in both schemas).
 const USERS_EMAIL_CONSTRAINT: &str = "users_email_key";
 
-/// Translate a driver error into the store's error vocabulary (and log it).
+/// Translate a driver error into the store's error vocabulary. Not logged here: the
+/// caller decides (the server's HTTP error mapping logs each failure once).
 pub(crate) fn map_error(err: sqlx::Error) -> StoreError {
-    logged(classify(&err))
+    classify(&err)
 }
 
-/// Translate a failed migration run into the store's error vocabulary (and log it).
+/// Translate a failed migration run into the store's error vocabulary.
 pub(crate) fn map_migrate_error(err: MigrateError) -> StoreError {
-    logged(classify_migrate(&err))
-}
-
-fn logged(mapped: StoreError) -> StoreError {
-    match &mapped {
-        StoreError::EmailTaken => {}
-        StoreError::Unavailable(message) => tracing::warn!(%message, "store unavailable"),
-        StoreError::Internal(message) => tracing::error!(%message, "store failure"),
-    }
-    mapped
+    classify_migrate(&err)
 }
 
 fn classify(err: &sqlx::Error) -> StoreError {
