@@ -72,7 +72,13 @@ async fn build_service_with(
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let hashing = HashPool::new(hasher, workers, config.hash_queue).map_err(StartError::Threads)?;
+    let hashing = HashPool::new(
+        hasher,
+        workers,
+        config.hash_queue,
+        f64::from(config.hash_cpu_share) / 100.0,
+    )
+    .map_err(StartError::Threads)?;
     let (limiter, fanout): (Arc<dyn RateLimiter>, Option<Arc<dyn RevocationFanout>>) = match &redis
     {
         Some(link) => (

@@ -186,6 +186,12 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_HASH_QUEUE", default_value_t = 64)]
     pub hash_queue: usize,
 
+    /// Percent of a hashing thread's time it may spend on password hashes while other
+    /// requests are in flight (5-100; 100 = no budget). Keeps refreshes fast in a login
+    /// flood; with nothing else to do, hashing always runs flat out.
+    #[arg(long, env = "LATCHKEY_HASH_CPU_SHARE", default_value_t = 50)]
+    pub hash_cpu_share: u8,
+
     /// How often to pick up revocations made by other processes sharing the database.
     #[arg(long, env = "LATCHKEY_REVOCATION_POLL", default_value = "1s")]
     pub revocation_poll: HumanDuration,
@@ -300,6 +306,12 @@ impl Config {
         }
         if self.hash_queue == 0 {
             return fail("LATCHKEY_HASH_QUEUE", "must be at least 1");
+        }
+        if !(5..=100).contains(&self.hash_cpu_share) {
+            return fail(
+                "LATCHKEY_HASH_CPU_SHARE",
+                "must be a percentage from 5 to 100",
+            );
         }
         Ok(())
     }

@@ -1,16 +1,25 @@
 //! Password hashing on a few dedicated threads, off the async runtime, with a bounded
-//! queue: a login flood waits its turn or is refused with 503, it never starves other
-//! requests.
+//! queue and a CPU budget: a login flood waits its turn or is refused with 503, it never
+//! starves other requests.
 //!
 //! - Each worker thread owns one Argon2 working buffer ([`HashMemory`], 19 MiB at OWASP
 //!   cost) and reuses it, so memory stays at `workers` buffers however many logins come.
 //!   The buffer is made on a worker's first job and dropped after a quiet minute, so an
 //!   idle server holds none.
-//! - Workers run at a lower CPU priority (nice 10 on Unix): when refreshes and logins
-//!   compete for a core, refreshes (cheap, latency-sensitive) go first.
+//! - While other requests are in flight, workers keep to a share of their CPU time
+//!   ([`HashPool::new`]'s `busy_share`): after a hash that took `t` of CPU, a worker rests
+//!   `t * (1 - share) / share` before the next, unless the other requests finish first.
+//!   With nothing else to do, hashing runs flat out. A scheduler priority alone does not
+//!   do this: a refresh needs many short thread wake-ups, and at nice 10 a busy Argon2
+//!   thread still delayed each of them, by up to 488 ms at p99 in a login flood, or
+//!   starved logins instead (BENCHMARKS.md). Resting hands the core back outright.
+//! - Requests that wait for a hash hold a [`HashLane`], so they do not count as other
+//!   work; [`HashPool::track_request`] counts every request (the router does it).
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use latchkey_core::password::{HashMemory, PasswordError, PasswordHasher};
 use tokio::sync::oneshot;
@@ -37,31 +46,125 @@ type Job = Box<dyn FnOnce(&PasswordHasher, &mut HashMemory) + Send>;
 /// Runs Argon2 jobs on `workers` dedicated threads.
 #[derive(Debug, Clone)]
 pub struct HashPool {
-    queue: SyncSender<Job>,
+    shared: Arc<Shared>,
+    /// Dropped with the last clone of the pool: the workers then exit.
+    _owner: Arc<CloseOnDrop>,
 }
 
-/// CPU priority of the hashing threads (Unix nice value).
-const WORKER_NICENESS: i32 = 10;
-
 /// A worker idle this long gives its Argon2 buffer back.
-const RELEASE_MEMORY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+const RELEASE_MEMORY_AFTER: Duration = Duration::from_secs(60);
+
+/// How often a resting worker looks again whether other requests are still in flight.
+const REST_STEP: Duration = Duration::from_millis(1);
+
+struct Shared {
+    queue: Mutex<Queue>,
+    job_ready: Condvar,
+    max_waiting: usize,
+    /// Share of a worker's time it may hash while other requests are in flight (0, 1].
+    busy_share: f64,
+    /// Requests in flight, all kinds.
+    requests: AtomicUsize,
+    /// Requests in flight that wait for (or have used) a hash.
+    hashing_requests: AtomicUsize,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("max_waiting", &self.max_waiting)
+            .field("busy_share", &self.busy_share)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl Shared {
+    /// Whether requests other than hashing ones are in flight.
+    fn others_in_flight(&self) -> bool {
+        self.requests.load(Ordering::Acquire) > self.hashing_requests.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.0.queue.lock() {
+            queue.closed = true;
+        }
+        self.0.job_ready.notify_all();
+    }
+}
+
+/// Marks a request in flight until dropped (see [`HashPool::track_request`]).
+#[derive(Debug)]
+pub struct RequestInFlight(Arc<Shared>);
+
+impl Drop for RequestInFlight {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Marks a request as one that waits for hashing until dropped (see [`HashPool::lane`]).
+#[derive(Debug)]
+pub struct HashLane(Arc<Shared>);
+
+impl Drop for HashLane {
+    fn drop(&mut self) {
+        self.0.hashing_requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl HashPool {
-    /// Start `workers` threads with at most `max_waiting` jobs queued for them.
+    /// Start `workers` threads with at most `max_waiting` jobs queued for them. While
+    /// other requests are in flight, each worker hashes at most `busy_share` of its time
+    /// (clamped to 0.05..=1; 1 means no budget).
     pub fn new(
         hasher: PasswordHasher,
         workers: usize,
         max_waiting: usize,
+        busy_share: f64,
     ) -> std::io::Result<Self> {
-        let (queue, jobs) = sync_channel::<Job>(max_waiting);
-        let jobs = Arc::new(Mutex::new(jobs));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            job_ready: Condvar::new(),
+            max_waiting,
+            busy_share: busy_share.clamp(0.05, 1.0),
+            requests: AtomicUsize::new(0),
+            hashing_requests: AtomicUsize::new(0),
+        });
+        let owner = Arc::new(CloseOnDrop(shared.clone()));
         for index in 0..workers.max(1) {
-            let (hasher, jobs) = (hasher.clone(), jobs.clone());
+            let (hasher, shared) = (hasher.clone(), shared.clone());
             std::thread::Builder::new()
                 .name(format!("latchkey-hash-{index}"))
-                .spawn(move || work(&hasher, &jobs))?;
+                .spawn(move || work(&hasher, &shared))?;
         }
-        Ok(Self { queue })
+        Ok(Self {
+            shared,
+            _owner: owner,
+        })
+    }
+
+    /// Count a request as in flight until the guard is dropped.
+    pub fn track_request(&self) -> RequestInFlight {
+        self.shared.requests.fetch_add(1, Ordering::AcqRel);
+        RequestInFlight(self.shared.clone())
+    }
+
+    /// Mark the calling request as a hashing one (a login, a registration) until the
+    /// guard is dropped: the CPU budget protects the other requests, not these.
+    pub fn lane(&self) -> HashLane {
+        self.shared.hashing_requests.fetch_add(1, Ordering::AcqRel);
+        HashLane(self.shared.clone())
     }
 
     /// Run `job` with the hasher and a worker's memory.
@@ -74,30 +177,150 @@ impl HashPool {
         let job: Job = Box::new(move |hasher, memory| {
             let _ = reply.send(job(hasher, memory));
         });
-        match self.queue.try_send(job) {
-            Ok(()) => answer.await.map_err(|_| HashJobError::Failed),
-            Err(TrySendError::Full(_)) => Err(HashJobError::Overloaded),
-            Err(TrySendError::Disconnected(_)) => Err(HashJobError::Failed),
+        {
+            let mut queue = self.shared.queue.lock().map_err(|_| HashJobError::Failed)?;
+            if queue.jobs.len() >= self.shared.max_waiting {
+                return Err(HashJobError::Overloaded);
+            }
+            queue.jobs.push_back(job);
+        }
+        self.shared.job_ready.notify_one();
+        answer.await.map_err(|_| HashJobError::Failed)
+    }
+}
+
+/// A worker: take jobs until the pool is dropped, resting after each as the budget asks.
+fn work(hasher: &PasswordHasher, shared: &Shared) {
+    let mut memory: Option<HashMemory> = None;
+    while let Some(job) = next_job(shared, &mut memory) {
+        let started = thread_cpu_time();
+        job(hasher, memory.get_or_insert_with(|| hasher.new_memory()));
+        let used = thread_cpu_time().saturating_sub(started);
+        rest(shared, used);
+    }
+}
+
+/// Wait for the next job; drop `memory` after a quiet spell. `None` once the pool is gone.
+fn next_job(shared: &Shared, memory: &mut Option<HashMemory>) -> Option<Job> {
+    let mut queue = shared.queue.lock().ok()?;
+    let mut idle_since = Instant::now();
+    loop {
+        if let Some(job) = queue.jobs.pop_front() {
+            return Some(job);
+        }
+        if queue.closed {
+            return None;
+        }
+        let (guard, timeout) = shared
+            .job_ready
+            .wait_timeout(queue, RELEASE_MEMORY_AFTER)
+            .ok()?;
+        queue = guard;
+        if timeout.timed_out() && idle_since.elapsed() >= RELEASE_MEMORY_AFTER {
+            *memory = None;
+            idle_since = Instant::now();
         }
     }
 }
 
-/// A worker: lower its priority, then take jobs until the pool is dropped.
-fn work(hasher: &PasswordHasher, jobs: &Mutex<Receiver<Job>>) {
-    #[cfg(unix)]
-    if let Err(e) = rustix::process::setpriority_process(None, WORKER_NICENESS) {
-        tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+/// After a hash that used `cpu` of CPU time, leave the core to other requests for as
+/// long as the budget asks, or until no other request is in flight.
+fn rest(shared: &Shared, cpu: Duration) {
+    if shared.busy_share >= 1.0 {
+        return;
     }
-    let mut memory: Option<HashMemory> = None;
-    loop {
-        let job = match jobs.lock() {
-            Ok(receiver) => receiver.recv_timeout(RELEASE_MEMORY_AFTER),
-            Err(_) => return,
+    let owed = cpu.mul_f64((1.0 - shared.busy_share) / shared.busy_share);
+    let until = Instant::now() + owed;
+    while shared.others_in_flight() && Instant::now() < until {
+        std::thread::sleep(REST_STEP);
+    }
+}
+
+/// CPU time used by the calling thread (wall time where the platform has no such clock).
+fn thread_cpu_time() -> Duration {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::password::HashCost;
+
+    use super::*;
+
+    /// A pool with one worker that may hash 10% of its time while others are in flight,
+    /// so a job of `BURN` CPU time is followed by a rest of 9 × `BURN`.
+    fn pool() -> HashPool {
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
         };
-        match job {
-            Ok(job) => job(hasher, memory.get_or_insert_with(|| hasher.new_memory())),
-            Err(RecvTimeoutError::Timeout) => memory = None,
-            Err(RecvTimeoutError::Disconnected) => return,
+        HashPool::new(PasswordHasher::new(cost).unwrap(), 1, 8, 0.1).unwrap()
+    }
+
+    const BURN: Duration = Duration::from_millis(30);
+
+    /// Burn `BURN` of the worker thread's CPU time; return when the job ended.
+    fn burn() -> Instant {
+        let start = thread_cpu_time();
+        while thread_cpu_time().saturating_sub(start) < BURN {
+            std::hint::black_box(0u64);
         }
+        Instant::now()
+    }
+
+    /// Two jobs back to back: the time from the end of the first to the start of the
+    /// second.
+    async fn gap_between_two_jobs(pool: &HashPool) -> Duration {
+        let first = pool.run(|_, _| burn());
+        let second = pool.run(|_, _| Instant::now());
+        let (first_ended, second_started) = tokio::join!(first, second);
+        second_started.unwrap() - first_ended.unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashing_rests_while_other_requests_are_in_flight() {
+        let pool = pool();
+        let _other = pool.track_request();
+        let gap = gap_between_two_jobs(&pool).await;
+        assert!(gap >= BURN * 8, "rested only {gap:?}");
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_flat_out_when_only_hashing_requests_are_in_flight() {
+        let pool = pool();
+        let _login = (pool.track_request(), pool.lane());
+        let gap = gap_between_two_jobs(&pool).await;
+        assert!(gap < BURN * 4, "rested {gap:?} with nothing else to do");
+    }
+
+    #[tokio::test]
+    async fn a_rest_ends_when_the_other_requests_finish() {
+        let pool = pool();
+        let other = pool.track_request();
+        let first = pool.run(|_, _| burn());
+        let second = pool.run(|_, _| Instant::now());
+        let finish_other = async {
+            tokio::time::sleep(BURN * 2).await;
+            drop(other);
+        };
+        let (first_ended, second_started, ()) = tokio::join!(first, second, finish_other);
+        let gap = second_started.unwrap() - first_ended.unwrap();
+        assert!(
+            gap < BURN * 6,
+            "rested {gap:?} after the other request ended"
+        );
     }
 }

@@ -253,6 +253,11 @@ impl AuthService {
         &self.store
     }
 
+    /// The password-hashing threads.
+    pub fn hashing(&self) -> &HashPool {
+        &self.hashing
+    }
+
     /// The policy.
     pub fn policy(&self) -> &ServicePolicy {
         &self.policy
@@ -340,6 +345,7 @@ impl AuthService {
         roles: Vec<Role>,
         ctx: &RequestContext,
     ) -> Result<User, AuthError> {
+        let _lane = self.hashing.lane();
         if self.store.user_by_email(&email).await?.is_some() {
             return Err(AuthError::EmailTaken);
         }
@@ -372,6 +378,7 @@ impl AuthService {
         password: String,
         ctx: &RequestContext,
     ) -> Result<IssuedTokens, AuthError> {
+        let _lane = self.hashing.lane();
         self.limit_ip("login", ctx, self.policy.limits.login_per_ip)
             .await?;
         if password.len() > 1024 {

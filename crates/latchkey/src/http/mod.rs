@@ -11,8 +11,9 @@ mod extract;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -26,6 +27,7 @@ pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
 
 use crate::config::Config;
+use crate::hashing::HashPool;
 use crate::redis_link::RedisLink;
 use crate::service::AuthService;
 
@@ -81,6 +83,7 @@ pub struct AppState {
 /// All Latchkey routes with their limits, CORS and security headers.
 pub fn router(state: AppState) -> Router {
     let web = state.web.clone();
+    let hashing = state.service.hashing().clone();
     let mut router = Router::new()
         .merge(auth::router())
         .merge(admin::router())
@@ -90,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(hashing, count_in_flight))
         .with_state(state);
     if !web.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = web
@@ -148,6 +152,17 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+}
+
+/// Counts the request as in flight while it runs, so password hashing keeps to its CPU
+/// budget while there are other requests to answer (see [`crate::hashing`]).
+async fn count_in_flight(
+    State(hashing): State<HashPool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let _in_flight = hashing.track_request();
+    next.run(request).await
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
