@@ -227,6 +227,18 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// What a refresh needs to know, read in one go: the presented token's record, its
+/// session, and the roles its user holds now (for the new access token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    /// The stored token.
+    pub token: RefreshTokenRecord,
+    /// Its session.
+    pub session: Session,
+    /// The session's user's current roles.
+    pub roles: Vec<Role>,
+}
+
 /// A stored refresh token: only its keyed hash is known to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use crate::audit::SecurityEvent;
-use crate::model::{Email, RefreshTokenRecord, Role, Session, SessionId, User, UserId};
+use crate::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use crate::refresh::RefreshTokenHash;
 use crate::time::Timestamp;
 
@@ -75,11 +75,11 @@ pub trait SessionStore: Send + Sync {
         session: &Session,
         first_token: &RefreshTokenHash,
     ) -> Result<(), StoreError>;
-    /// The stored token with this hash and its session.
+    /// The stored token with this hash, its session and its user's roles, in one read.
     async fn refresh_state(
         &self,
         hash: &RefreshTokenHash,
-    ) -> Result<Option<(RefreshTokenRecord, Session)>, StoreError>;
+    ) -> Result<Option<RefreshState>, StoreError>;
     /// Apply a rotation as one compare-and-set: the token must be unspent and the
     /// session unrevoked with `latest_generation == presented_generation`.
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;

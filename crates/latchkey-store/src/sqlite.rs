@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
-use latchkey_core::model::{Email, RefreshTokenRecord, Role, Session, SessionId, User, UserId};
+use latchkey_core::model::{
+    Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
+};
 use latchkey_core::refresh::RefreshTokenHash;
 use latchkey_core::store::{
     AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
@@ -363,11 +365,12 @@ impl SessionStore for SqliteStore {
     async fn refresh_state(
         &self,
         hash: &RefreshTokenHash,
-    ) -> Result<Option<(RefreshTokenRecord, Session)>, StoreError> {
+    ) -> Result<Option<RefreshState>, StoreError> {
         let row = sqlx::query(
             "SELECT t.hash, t.generation, t.issued_at, t.spent_at, \
-                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at \
+                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+                  JOIN users u ON u.id = s.user_id \
              WHERE t.hash = ?",
         )
         .bind(hash.as_bytes().as_slice())
@@ -385,7 +388,11 @@ impl SessionStore for SqliteStore {
             issued_at: ts(get(&row, "issued_at")?),
             spent_at: opt_ts(get(&row, "spent_at")?),
         };
-        Ok(Some((record, session)))
+        Ok(Some(RefreshState {
+            token: record,
+            session,
+            roles: roles_from_db(&get::<String>(&row, "roles")?)?,
+        }))
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {

@@ -9,7 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
 use latchkey_core::keys::{KeyError, KeyRing, SigningKey};
-use latchkey_core::model::{Email, InvalidInput, Password, Role, Session, SessionId, User, UserId};
+use latchkey_core::model::{
+    Email, InvalidInput, Password, RefreshState, Role, Session, SessionId, User, UserId,
+};
 use latchkey_core::refresh::{RefreshKeys, RefreshToken};
 use latchkey_core::rotation::{decide, RefreshRejection, RotationDecision, RotationPolicy};
 use latchkey_core::store::{Revoked, RotateOutcome, Rotation, Store, StoreError};
@@ -426,17 +428,18 @@ impl AuthService {
         event.user_id = Some(user.id);
         event.session_id = Some(session.id);
         self.record(event).await;
-        self.issue(&user, session.id, refresh_token, now)
+        self.issue(user.id, &user.roles, session.id, refresh_token, now)
     }
 
     fn issue(
         &self,
-        user: &User,
+        user_id: UserId,
+        roles: &[Role],
         session_id: SessionId,
         refresh_token: RefreshToken,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
-        let access_token = self.sign_access_token(user, session_id, now)?;
+        let access_token = self.sign_access_token(user_id, roles, session_id, now)?;
         Ok(IssuedTokens {
             access_token,
             expires_in: self.policy.access_ttl,
@@ -448,7 +451,8 @@ impl AuthService {
 
     fn sign_access_token(
         &self,
-        user: &User,
+        user_id: UserId,
+        roles: &[Role],
         session_id: SessionId,
         now: Timestamp,
     ) -> Result<String, AuthError> {
@@ -457,10 +461,10 @@ impl AuthService {
         let iat = now.unix_seconds();
         let claims = AccessClaims {
             iss: self.policy.issuer.clone(),
-            sub: user.id.to_string(),
+            sub: user_id.to_string(),
             aud: vec![self.policy.audience.clone()],
             sid: session_id.to_string(),
-            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             iat,
             exp: iat + i64::try_from(self.policy.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
             nbf: None,
@@ -486,11 +490,16 @@ impl AuthService {
             let state = self.store.refresh_state(&hash).await?;
             let now = clock::now();
             let decision = decide(
-                state.as_ref().map(|(t, s)| (t, s)),
+                state.as_ref().map(|s| (&s.token, &s.session)),
                 now,
                 &self.policy.rotation,
             );
-            let Some((token, session)) = state else {
+            let Some(RefreshState {
+                token,
+                session,
+                roles,
+            }) = state
+            else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
             };
             let successor = || self.refresh_keys.successor(&presented);
@@ -509,13 +518,11 @@ impl AuthService {
                     return Err(AuthError::RefreshTokenReused);
                 }
                 RotationDecision::ReplaySuccessor => {
-                    let user = self.session_user(&session).await?;
-                    return self.issue(&user, session.id, successor(), now);
+                    return self.issue(session.user_id, &roles, session.id, successor(), now);
                 }
                 RotationDecision::Rotate { .. } => {
-                    let user = self.session_user(&session).await?;
                     self.limit(
-                        format!("refresh:account:{}", user.id),
+                        format!("refresh:account:{}", session.user_id),
                         self.policy.limits.refresh_per_account,
                     )
                     .await?;
@@ -528,7 +535,9 @@ impl AuthService {
                         now,
                     };
                     match self.store.rotate(&rotation).await? {
-                        RotateOutcome::Rotated => return self.issue(&user, session.id, next, now),
+                        RotateOutcome::Rotated => {
+                            return self.issue(session.user_id, &roles, session.id, next, now)
+                        }
                         RotateOutcome::Conflict => continue,
                     }
                 }
@@ -537,13 +546,6 @@ impl AuthService {
         Err(AuthError::Internal(
             "refresh rotation did not settle".into(),
         ))
-    }
-
-    async fn session_user(&self, session: &Session) -> Result<User, AuthError> {
-        self.store
-            .user_by_id(session.user_id)
-            .await?
-            .ok_or(AuthError::Refresh(RefreshRejection::Invalid))
     }
 
     /// Revoke a session in the store (with its audit event) and in this process.
@@ -588,7 +590,7 @@ impl AuthService {
         let now = clock::now();
         let mut sessions = Vec::new();
         if let Some(token) = raw_refresh_token.and_then(RefreshToken::parse) {
-            if let Some((_, session)) = self
+            if let Some(RefreshState { session, .. }) = self
                 .store
                 .refresh_state(&self.refresh_keys.hash(&token))
                 .await?

@@ -48,6 +48,7 @@ conformance! {
     set_user_roles_replaces_roles,
     // sessions and rotation
     create_session_and_refresh_state,
+    refresh_state_carries_the_current_roles,
     rotate_spends_and_issues_successor,
     rotate_same_token_twice_conflicts,
     rotate_with_wrong_generation_or_session_conflicts,

@@ -105,16 +105,16 @@ pub(crate) async fn data_survives_reopening(mut h: Harness) {
         h.store.user_by_email(&user.email).await.unwrap(),
         Some(user.clone())
     );
-    let (spent, s) = h.store.refresh_state(&first).await.unwrap().unwrap();
-    assert_eq!(spent.spent_at, Some(t(2_000)));
-    assert_eq!(s.latest_generation, 1);
+    let spent = h.store.refresh_state(&first).await.unwrap().unwrap();
+    assert_eq!(spent.token.spent_at, Some(t(2_000)));
+    assert_eq!(spent.session.latest_generation, 1);
     assert_eq!(
         h.store
             .refresh_state(&rotation.successor)
             .await
             .unwrap()
             .unwrap()
-            .0
+            .token
             .generation,
         1
     );

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use latchkey_core::audit::SecurityEventKind;
-use latchkey_core::model::{RefreshTokenRecord, SessionId};
+use latchkey_core::model::{RefreshTokenRecord, Role, Session, SessionId};
 use latchkey_core::refresh::RefreshTokenHash;
 use latchkey_core::store::{RevocationEntry, Revoked, RotateOutcome, Rotation, Store};
 use tokio::task::JoinSet;
@@ -69,22 +69,40 @@ async fn assert_one_winner(
 
     let mut stored = 0;
     for successor in &successors {
-        if let Some((record, session)) = store.refresh_state(successor).await.unwrap() {
+        if let Some((record, session)) = token_and_session(store, successor).await {
             stored += 1;
             assert_eq!(record.generation, 1);
             assert_eq!(session.latest_generation, 1);
         }
     }
     assert_eq!(stored, 1, "exactly the winner's successor is stored");
-    let (spent, _) = store.refresh_state(first).await.unwrap().unwrap();
+    let (spent, _) = token_and_session(&store, first).await.unwrap();
     assert_eq!(spent.spent_at, Some(t(5_000)));
+}
+
+/// The stored token with this hash and its session.
+async fn token_and_session(
+    store: &Arc<dyn Store>,
+    hash: &RefreshTokenHash,
+) -> Option<(RefreshTokenRecord, Session)> {
+    let state = store.refresh_state(hash).await.unwrap()?;
+    Some((state.token, state.session))
+}
+
+pub(crate) async fn refresh_state_carries_the_current_roles(h: Harness) {
+    let user = stored_user(&h.store, "roles@example.com").await;
+    let (_, first) = stored_session(&h.store, &user, t(2_000)).await;
+    let admin = vec![Role::admin(), Role::user()];
+    assert!(h.store.set_user_roles(user.id, &admin).await.unwrap());
+    let state = h.store.refresh_state(&first).await.unwrap().unwrap();
+    assert_eq!(state.roles, admin);
 }
 
 pub(crate) async fn create_session_and_refresh_state(h: Harness) {
     let user = stored_user(&h.store, "s1@example.com").await;
     let (session, first) = stored_session(&h.store, &user, t(2_000)).await;
 
-    let (record, loaded) = h.store.refresh_state(&first).await.unwrap().unwrap();
+    let (record, loaded) = token_and_session(&h.store, &first).await.unwrap();
     assert_eq!(
         record,
         RefreshTokenRecord {
@@ -97,6 +115,11 @@ pub(crate) async fn create_session_and_refresh_state(h: Harness) {
     );
     assert_eq!(loaded, session);
     assert_eq!(h.store.session(session.id).await.unwrap(), Some(session));
+    let state = h.store.refresh_state(&first).await.unwrap().unwrap();
+    assert_eq!(
+        state.roles, user.roles,
+        "the user's roles come with the state"
+    );
 
     assert_eq!(h.store.refresh_state(&random_hash()).await.unwrap(), None);
     assert_eq!(h.store.session(SessionId::generate()).await.unwrap(), None);
@@ -109,14 +132,14 @@ pub(crate) async fn rotate_spends_and_issues_successor(h: Harness) {
     let r1 = rotation(session.id, &first, 0, 3_000);
     assert_eq!(h.store.rotate(&r1).await.unwrap(), RotateOutcome::Rotated);
 
-    let (old, after) = h.store.refresh_state(&first).await.unwrap().unwrap();
+    let (old, after) = token_and_session(&h.store, &first).await.unwrap();
     assert_eq!(old.spent_at, Some(t(3_000)));
     assert_eq!(old.generation, 0);
     assert_eq!(after.latest_generation, 1);
     assert_eq!(after.revoked_at, None);
     assert_eq!(after.created_at, t(2_000));
 
-    let (new, _) = h.store.refresh_state(&r1.successor).await.unwrap().unwrap();
+    let (new, _) = token_and_session(&h.store, &r1.successor).await.unwrap();
     assert_eq!(
         new,
         RefreshTokenRecord {
@@ -139,7 +162,7 @@ pub(crate) async fn rotate_spends_and_issues_successor(h: Harness) {
             .latest_generation,
         2
     );
-    let (newest, _) = h.store.refresh_state(&r2.successor).await.unwrap().unwrap();
+    let (newest, _) = token_and_session(&h.store, &r2.successor).await.unwrap();
     assert_eq!(newest.generation, 2);
 }
 
@@ -158,7 +181,7 @@ pub(crate) async fn rotate_same_token_twice_conflicts(h: Harness) {
     );
 
     // Nothing changed: the first spend time stays, the loser's successor is unknown.
-    let (spent, s) = h.store.refresh_state(&first).await.unwrap().unwrap();
+    let (spent, s) = token_and_session(&h.store, &first).await.unwrap();
     assert_eq!(spent.spent_at, Some(t(3_000)));
     assert_eq!(s.latest_generation, 1);
     assert_eq!(h.store.refresh_state(&other.successor).await.unwrap(), None);
@@ -194,7 +217,7 @@ pub(crate) async fn rotate_with_wrong_generation_or_session_conflicts(h: Harness
     );
 
     for (hash, id) in [(&first, session.id), (&other_first, other_session.id)] {
-        let (record, s) = h.store.refresh_state(hash).await.unwrap().unwrap();
+        let (record, s) = token_and_session(&h.store, hash).await.unwrap();
         assert_eq!(record.spent_at, None);
         assert_eq!(s.id, id);
         assert_eq!(s.latest_generation, 0);
@@ -244,7 +267,7 @@ pub(crate) async fn rotate_on_revoked_session_conflicts(h: Harness) {
 
     let r = rotation(session.id, &first, 0, 3_000);
     assert_eq!(h.store.rotate(&r).await.unwrap(), RotateOutcome::Conflict);
-    let (record, s) = h.store.refresh_state(&first).await.unwrap().unwrap();
+    let (record, s) = token_and_session(&h.store, &first).await.unwrap();
     assert_eq!(record.spent_at, None);
     assert_eq!(s.revoked_at, Some(t(2_500)));
     assert_eq!(s.latest_generation, 0);
