@@ -76,7 +76,7 @@ async fn assert_one_winner(
         }
     }
     assert_eq!(stored, 1, "exactly the winner's successor is stored");
-    let (spent, _) = token_and_session(&store, first).await.unwrap();
+    let (spent, _) = token_and_session(store, first).await.unwrap();
     assert_eq!(spent.spent_at, Some(t(5_000)));
 }
 
