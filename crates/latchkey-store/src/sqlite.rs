@@ -79,6 +79,11 @@ pub struct SqliteSettings {
     pub busy_timeout: Duration,
     /// Durability of commits.
     pub synchronous: SqliteSynchronous,
+    /// Bytes of the database file each connection reads through a memory map
+    /// (`PRAGMA mmap_size`) instead of `read` calls into its private page cache. A
+    /// connection's page cache is emptied whenever another connection commits, so with
+    /// a large store most reads would otherwise be system calls. 0 turns it off.
+    pub mmap_size: u64,
 }
 
 impl Default for SqliteSettings {
@@ -88,6 +93,7 @@ impl Default for SqliteSettings {
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             synchronous: SqliteSynchronous::Full,
+            mmap_size: 256 * 1024 * 1024,
         }
     }
 }
@@ -130,7 +136,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
-            .synchronous(options.synchronous.into());
+            .synchronous(options.synchronous.into())
+            .pragma("mmap_size", options.mmap_size.to_string());
         // The writer first: it creates the file and switches it to WAL before any
         // reader opens it.
         let writer = SqlitePoolOptions::new()
@@ -673,20 +680,7 @@ async fn commit_rotation_batch(
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        let applied = match sqlx::query("SAVEPOINT rotation").execute(&mut *tx).await {
-            Ok(_) => apply_rotation(&mut tx, &job.rotation).await,
-            Err(e) => Err(map_error(e)),
-        };
-        let close: &[&str] = match applied {
-            Ok(RotateOutcome::Rotated) => &["RELEASE rotation"],
-            _ => &["ROLLBACK TO rotation", "RELEASE rotation"],
-        };
-        for statement in close {
-            if let Err(e) = sqlx::query(statement).execute(&mut *tx).await {
-                return failed(batch.len(), &map_error(e));
-            }
-        }
-        outcomes.push(applied);
+        outcomes.push(apply_rotation(&mut tx, &job.rotation).await);
     }
     match tx.commit().await {
         Ok(()) => outcomes,
@@ -699,55 +693,38 @@ fn failed(count: usize, error: &StoreError) -> Vec<Result<RotateOutcome, StoreEr
     (0..count).map(|_| Err(copy_error(error))).collect()
 }
 
-/// One rotation inside the batch transaction: advance the session, spend the token,
-/// store the successor; `Conflict` (and the caller rolls back to the savepoint) if either
-/// condition fails.
+/// What the `rotations_apply` trigger raises when the compare-and-set fails.
+const ROTATION_CONFLICT: &str = "rotation_conflict";
+
+/// One rotation inside the batch transaction, as one statement (the `rotations` view's
+/// trigger, migration 0002): advance the session, spend the token, store the successor,
+/// or `Conflict` with nothing changed. A failed statement changes nothing either, so
+/// the other rotations of the batch are unaffected.
 async fn apply_rotation(
     conn: &mut Transaction<'static, Sqlite>,
     rotation: &Rotation,
 ) -> Result<RotateOutcome, StoreError> {
     let successor_generation = next_generation(rotation.presented_generation)?;
-    let session_id = rotation.session_id.to_string();
-    // Session first, then token: the same lock order as revocation and purging.
-    let advanced = sqlx::query(
-        "UPDATE sessions SET latest_generation = ? \
-         WHERE id = ? AND latest_generation = ? AND revoked_at IS NULL",
+    let applied = sqlx::query(
+        "INSERT INTO rotations (session_id, presented_hash, presented_generation, \
+                                successor_hash, successor_generation, rotated_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(generation_to_db(successor_generation))
-    .bind(&session_id)
-    .bind(generation_to_db(rotation.presented_generation))
-    .execute(&mut **conn)
-    .await
-    .map_err(map_error)?;
-    if advanced.rows_affected() != 1 {
-        return Ok(RotateOutcome::Conflict);
-    }
-    let spent = sqlx::query(
-        "UPDATE refresh_tokens SET spent_at = ? \
-         WHERE hash = ? AND session_id = ? AND generation = ? AND spent_at IS NULL",
-    )
-    .bind(rotation.now.unix_millis())
+    .bind(rotation.session_id.to_string())
     .bind(rotation.presented.as_bytes().as_slice())
-    .bind(&session_id)
     .bind(generation_to_db(rotation.presented_generation))
-    .execute(&mut **conn)
-    .await
-    .map_err(map_error)?;
-    if spent.rows_affected() != 1 {
-        return Ok(RotateOutcome::Conflict);
-    }
-    sqlx::query(
-        "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
-         VALUES (?, ?, ?, ?, NULL)",
-    )
     .bind(rotation.successor.as_bytes().as_slice())
-    .bind(&session_id)
     .bind(generation_to_db(successor_generation))
     .bind(rotation.now.unix_millis())
     .execute(&mut **conn)
-    .await
-    .map_err(map_error)?;
-    Ok(RotateOutcome::Rotated)
+    .await;
+    match applied {
+        Ok(_) => Ok(RotateOutcome::Rotated),
+        Err(sqlx::Error::Database(e)) if e.message() == ROTATION_CONFLICT => {
+            Ok(RotateOutcome::Conflict)
+        }
+        Err(e) => Err(map_error(e)),
+    }
 }
 
 /// The same failure again, for every caller of a failed batch.
