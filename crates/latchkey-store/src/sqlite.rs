@@ -79,11 +79,6 @@ pub struct SqliteSettings {
     pub busy_timeout: Duration,
     /// Durability of commits.
     pub synchronous: SqliteSynchronous,
-    /// Bytes of the database file each connection reads through a memory map
-    /// (`PRAGMA mmap_size`) instead of `read` calls into its private page cache. A
-    /// connection's page cache is emptied whenever another connection commits, so with
-    /// a large store most reads would otherwise be system calls. 0 turns it off.
-    pub mmap_size: u64,
 }
 
 impl Default for SqliteSettings {
@@ -93,7 +88,6 @@ impl Default for SqliteSettings {
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             synchronous: SqliteSynchronous::Full,
-            mmap_size: 256 * 1024 * 1024,
         }
     }
 }
@@ -136,8 +130,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
-            .synchronous(options.synchronous.into())
-            .pragma("mmap_size", options.mmap_size.to_string());
+            .synchronous(options.synchronous.into());
         // The writer first: it creates the file and switches it to WAL before any
         // reader opens it.
         let writer = SqlitePoolOptions::new()
