@@ -194,7 +194,7 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
             query.execute(&mut *tx).await?;
             let sql = insert_sql(
                 "refresh_tokens",
-                "hash, session_id, generation, issued_at, spent_at",
+                "hash, session_id, generation, issued_at",
                 range.len(),
             );
             let mut query = sqlx::query(&sql);
@@ -203,8 +203,7 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
                     .bind(hashes[k].as_slice())
                     .bind(session_ids[k].to_string())
                     .bind(0_i64)
-                    .bind(millis)
-                    .bind(None::<i64>);
+                    .bind(millis);
             }
             query.execute(&mut *tx).await?;
         }

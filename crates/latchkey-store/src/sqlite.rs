@@ -350,8 +350,8 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(map_error)?;
         sqlx::query(
-            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
-             VALUES (?, ?, 0, ?, NULL)",
+            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) \
+             VALUES (?, ?, 0, ?)",
         )
         .bind(first_token.as_bytes().as_slice())
         .bind(session.id.to_string())
@@ -366,11 +366,16 @@ impl SessionStore for SqliteStore {
         &self,
         hash: &RefreshTokenHash,
     ) -> Result<Option<RefreshState>, StoreError> {
+        // A token is spent once its successor exists (migration 0002): when it was spent
+        // is when the successor was issued.
         let row = sqlx::query(
-            "SELECT t.hash, t.generation, t.issued_at, t.spent_at, \
+            "SELECT t.hash, t.generation, t.issued_at, successor.issued_at AS spent_at, \
                     s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
                   JOIN users u ON u.id = s.user_id \
+                  LEFT JOIN refresh_tokens successor \
+                       ON successor.session_id = t.session_id \
+                      AND successor.generation = t.generation + 1 \
              WHERE t.hash = ?",
         )
         .bind(hash.as_bytes().as_slice())
