@@ -10,9 +10,9 @@
 //! thanks to WAL, never block the writer nor are blocked by it.
 //!
 //! Rotations, the hot write, are group-committed: a task takes every rotation waiting
-//! for the writer, applies each inside its own savepoint (so one conflict does not undo
-//! the others) and commits them together, paying one WAL sync for the batch instead of
-//! one per refresh. Each caller gets its own outcome only after the commit, so
+//! for the writer, applies each as one statement (the `rotations` view's trigger; a
+//! conflict fails that statement alone and changes nothing) and commits them together,
+//! paying one WAL sync for the batch instead of one per refresh. Each caller gets its own outcome only after the commit, so
 //! durability is unchanged.
 
 use std::str::FromStr;
@@ -655,8 +655,8 @@ impl Maintenance for SqliteStore {
 }
 
 /// The group-commit loop: wait for a rotation, take every other one already queued (up to
-/// [`MAX_ROTATION_BATCH`]), apply them in one `BEGIN IMMEDIATE` transaction, each inside a
-/// savepoint, commit once, then answer every caller. Ends when the store is dropped.
+/// [`MAX_ROTATION_BATCH`]), apply them in one `BEGIN IMMEDIATE` transaction, one statement
+/// each, commit once, then answer every caller. Ends when the store is dropped.
 async fn group_commit_rotations(writer: SqlitePool, mut queue: mpsc::Receiver<RotationJob>) {
     let mut batch = Vec::with_capacity(MAX_ROTATION_BATCH);
     while queue.recv_many(&mut batch, MAX_ROTATION_BATCH).await > 0 {
