@@ -489,6 +489,32 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The mixed scenario on one subject: its row, and a note headed `who` with the
+    /// figures by kind of request.
+    async fn mixed(&mut self, subject: &Subject<'_>, users: &[Creds], who: &str) -> Result<()> {
+        let run = scenarios::mixed(
+            subject.target(),
+            users,
+            MIXED_CONNECTIONS,
+            self.settings.timing,
+        );
+        let (mixed, peak, samples) = self.measure(subject.server, run).await?;
+        let cpu = samples.over(&mixed.all.window, self.hz);
+        self.push(
+            subject,
+            Scenario::Mixed,
+            MIXED_CONNECTIONS.to_string(),
+            mixed.all,
+            peak,
+            cpu,
+        );
+        self.notes.push(format!(
+            "{who} mixed, by kind: protected {}; refresh {}; login {}.",
+            mixed.protected, mixed.refresh, mixed.login
+        ));
+        Ok(())
+    }
+
     fn push(
         &mut self,
         subject: &Subject<'_>,
@@ -515,6 +541,19 @@ impl Bench<'_> {
             cpu,
         });
     }
+}
+
+/// Register `count` benchmark users and log the first one in: the users and that
+/// access token.
+async fn register_and_log_in(target: Target, count: usize) -> Result<(Vec<Creds>, Arc<str>)> {
+    let users: Vec<Creds> = (0..count).map(Creds::bench).collect();
+    eprintln!("  registering {count} users");
+    scenarios::register_all(target, &users, 8).await?;
+    let token = scenarios::login_once(target, &users[0])
+        .await?
+        .access
+        .into();
+    Ok((users, token))
 }
 
 /// `VmRSS` of an idle, freshly started server (after half a second), MiB.
@@ -581,13 +620,7 @@ async fn latchkey_runs(
     };
     let target = latchkey.target();
     let count = if full { settings.users } else { FEW_USERS };
-    let users: Vec<Creds> = (0..count).map(Creds::bench).collect();
-    eprintln!("  registering {count} users");
-    scenarios::register_all(target, &users, 8).await?;
-    let token: Arc<str> = scenarios::login_once(target, &users[0])
-        .await?
-        .access
-        .into();
+    let (users, token) = register_and_log_in(target, count).await?;
     let jwks = tmp.join(format!("jwks-{alg}.json"));
     fetch_jwks(target, &jwks).await?;
 
@@ -691,25 +724,9 @@ async fn latchkey_runs(
         peak,
         cpu,
     );
-    let (mixed, peak, samples) = bench
-        .measure(
-            &server,
-            scenarios::mixed(target, &users, MIXED_CONNECTIONS, timing),
-        )
+    bench
+        .mixed(&latchkey, &users, &format!("Latchkey {alg}"))
         .await?;
-    let cpu = samples.over(&mixed.all.window, bench.hz);
-    bench.push(
-        &latchkey,
-        Scenario::Mixed,
-        MIXED_CONNECTIONS.to_string(),
-        mixed.all,
-        peak,
-        cpu,
-    );
-    bench.notes.push(format!(
-        "Latchkey {alg} mixed, by kind: protected {}; refresh {}; login {}.",
-        mixed.protected, mixed.refresh, mixed.login
-    ));
     server.stop();
     Ok(())
 }
@@ -734,13 +751,7 @@ async fn peer_runs(
     };
     let target = peer.target();
     let count = if full { settings.users } else { FEW_USERS };
-    let users: Vec<Creds> = (0..count).map(Creds::bench).collect();
-    eprintln!("  registering {count} users");
-    scenarios::register_all(target, &users, 8).await?;
-    let token: Arc<str> = scenarios::login_once(target, &users[0])
-        .await?
-        .access
-        .into();
+    let (users, token) = register_and_log_in(target, count).await?;
     bench
         .once(&peer, Scenario::Protected, PROTECTED_CONNECTIONS, async {
             Ok(scenarios::protected(target, token, PROTECTED_CONNECTIONS, timing).await)
@@ -760,28 +771,8 @@ async fn peer_runs(
                 Ok(scenarios::logins(target, &users, LOGIN_CONNECTIONS, timing).await)
             })
             .await?;
-        let (mixed, peak, samples) = bench
-            .measure(
-                &server,
-                scenarios::mixed(target, &users, MIXED_CONNECTIONS, timing),
-            )
-            .await?;
-        let cpu = samples.over(&mixed.all.window, bench.hz);
-        bench.push(
-            &peer,
-            Scenario::Mixed,
-            MIXED_CONNECTIONS.to_string(),
-            mixed.all,
-            peak,
-            cpu,
-        );
-        bench.notes.push(format!(
-            "peer {alg} KEYOBJ={} mixed, by kind: protected {}; refresh {}; login {}.",
-            u8::from(keyobj),
-            mixed.protected,
-            mixed.refresh,
-            mixed.login
-        ));
+        let who = format!("peer {alg} KEYOBJ={}", u8::from(keyobj));
+        bench.mixed(&peer, &users, &who).await?;
     }
     server.stop();
     Ok(())

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
-use crate::replicas::{eventually, login, me, refresh, register, Replica};
+use crate::replicas::{eventually, login, logout, me, readiness, refresh, register, Replica};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -328,14 +328,7 @@ async fn redis_outage_degrades_but_logins_refreshes_and_revocations_go_on() {
 
     redis.stop().await;
     let degraded = eventually(Duration::from_secs(5), || async {
-        let body: Value = client
-            .get(a.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = readiness(&client, &a).await;
         body["status"] == "degraded" && body["redis"] == "unavailable"
     })
     .await;
@@ -346,13 +339,10 @@ async fn redis_outage_degrades_but_logins_refreshes_and_revocations_go_on() {
     let response = refresh(&client, &b, &session.refresh).await;
     assert_eq!(response.status(), StatusCode::OK);
     let next = Tokens::from(response.json::<Value>().await.unwrap());
-    let response = client
-        .post(b.url("/auth/logout"))
-        .bearer_auth(&next.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout(&client, &b, &next.access).await,
+        StatusCode::NO_CONTENT
+    );
     let seen = eventually(Duration::from_secs(3), || async {
         me(&client, &a, &next.access).await == StatusCode::UNAUTHORIZED
     });
@@ -364,26 +354,16 @@ async fn redis_outage_degrades_but_logins_refreshes_and_revocations_go_on() {
     // Redis comes back: ready again, and fan-out works again.
     redis.restart().await;
     let ready = eventually(Duration::from_secs(10), || async {
-        let body: Value = client
-            .get(b.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = readiness(&client, &b).await;
         body["status"] == "ready"
     })
     .await;
     assert!(ready.is_some(), "ready again after Redis returns");
     let session = login(&client, &a, "zed@example.com").await;
-    let response = client
-        .post(b.url("/auth/logout"))
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout(&client, &b, &session.access).await,
+        StatusCode::NO_CONTENT
+    );
     let seen = eventually(Duration::from_secs(1), || async {
         me(&client, &a, &session.access).await == StatusCode::UNAUTHORIZED
     });

@@ -110,6 +110,29 @@ pub async fn refresh(
         .unwrap()
 }
 
+/// Log out on the replica with an access token; the status.
+pub async fn logout(client: &reqwest::Client, replica: &Replica, access: &str) -> StatusCode {
+    client
+        .post(replica.url("/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The replica's `GET /readyz` body.
+pub async fn readiness(client: &reqwest::Client, replica: &Replica) -> Value {
+    client
+        .get(replica.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn me(client: &reqwest::Client, replica: &Replica, access: &str) -> StatusCode {
     client
         .get(replica.url("/auth/me"))
@@ -209,13 +232,10 @@ async fn two_replicas_on_postgres_and_redis_behave_as_one() {
     // Logout on B rejects the access token on A within 1 s.
     let session = login(&client, &a, "xena@example.com").await;
     assert_eq!(me(&client, &a, &session.access).await, StatusCode::OK);
-    let response = client
-        .post(b.url("/auth/logout"))
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        logout(&client, &b, &session.access).await,
+        StatusCode::NO_CONTENT
+    );
     let took = eventually(Duration::from_secs(1), || async {
         me(&client, &a, &session.access).await == StatusCode::UNAUTHORIZED
     })
@@ -239,14 +259,7 @@ async fn two_replicas_on_postgres_and_redis_behave_as_one() {
     }
     assert_eq!(successors.len(), 1, "one successor across both replicas");
 
-    let ready: Value = client
-        .get(a.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = readiness(&client, &a).await;
     assert_eq!(
         ready,
         json!({ "status": "ready", "database": "ok", "redis": "ok" })
