@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use latchkey_core::keys::{KeyRing, SigningKey};
 use latchkey_core::model::{Password, RefreshTokenRecord, Session, SessionId, UserId};
 use latchkey_core::password::{HashCost, PasswordHasher};
-use latchkey_core::refresh::{RefreshKeys, RefreshTokenHash};
+use latchkey_core::refresh::{RefreshKeys, RefreshTokenHash, TokenLocator};
 use latchkey_core::rotation::{decide, RotationDecision, RotationPolicy};
 use latchkey_core::time::Timestamp;
 use latchkey_verify::{verify_access_token, AccessClaims, Algorithm, Validation};
@@ -113,10 +113,14 @@ fn rotation_decision(c: &mut Criterion) {
     });
 
     let keys = RefreshKeys::from_master_secret(&[7; 32]).expect("refresh keys");
-    let presented = keys.new_token();
+    let presented = keys.new_token(session.id);
+    let at = TokenLocator {
+        session_id: session.id,
+        generation: 1,
+    };
     c.bench_function("refresh_token/hash+successor", |b| {
         b.iter(|| {
-            let next = keys.successor(black_box(&presented));
+            let next = keys.successor(black_box(&presented), at);
             (keys.hash(black_box(&presented)), keys.hash(&next))
         })
     });

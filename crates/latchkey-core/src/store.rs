@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::audit::SecurityEvent;
 use crate::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
-use crate::refresh::RefreshTokenHash;
+use crate::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use crate::time::Timestamp;
 
 /// Why a store operation failed.
@@ -75,10 +75,12 @@ pub trait SessionStore: Send + Sync {
         session: &Session,
         first_token: &RefreshTokenHash,
     ) -> Result<(), StoreError>;
-    /// The stored token with this hash, its session and its user's roles, in one read.
+    /// The stored token `lookup` finds, its session and its user's roles, in one read:
+    /// the token at `lookup.locator` (or, without a locator, the token stored before
+    /// tokens carried one) whose hash is `lookup.hash`. `None` if there is none.
     async fn refresh_state(
         &self,
-        hash: &RefreshTokenHash,
+        lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError>;
     /// Apply a rotation as one compare-and-set: the token must be unspent and the
     /// session unrevoked with `latest_generation == presented_generation`.

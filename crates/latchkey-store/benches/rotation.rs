@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use latchkey_core::model::{Email, Role, Session, SessionId, User, UserId};
-use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup, TokenLocator};
 use latchkey_core::store::{RotateOutcome, Rotation, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
@@ -86,10 +86,14 @@ impl Family {
 
     /// What a refresh does in the store: read the token's state, then rotate.
     async fn refresh(&mut self, store: &dyn Store) {
-        let state = store
-            .refresh_state(&hash(self.number, self.generation))
-            .await
-            .unwrap();
+        let lookup = RefreshTokenLookup {
+            locator: Some(TokenLocator {
+                session_id: self.session,
+                generation: self.generation,
+            }),
+            hash: hash(self.number, self.generation),
+        };
+        let state = store.refresh_state(&lookup).await.unwrap();
         assert!(state.is_some());
         self.rotate(store).await;
     }

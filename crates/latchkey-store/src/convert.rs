@@ -3,7 +3,6 @@
 
 use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::model::{Role, SessionId, UserId};
-use latchkey_core::refresh::RefreshTokenHash;
 use latchkey_core::store::{RevocationEntry, Revoked, StoreError};
 use latchkey_core::time::Timestamp;
 use uuid::Uuid;
@@ -46,14 +45,6 @@ pub(crate) fn next_generation(presented: u32) -> Result<u32, StoreError> {
     presented
         .checked_add(1)
         .ok_or_else(|| StoreError::Internal("refresh token generation overflow".to_owned()))
-}
-
-/// A refresh-token hash read back from a BLOB/BYTEA column.
-pub(crate) fn hash_from_db(stored: Vec<u8>) -> Result<RefreshTokenHash, StoreError> {
-    let bytes: [u8; 32] = stored
-        .try_into()
-        .map_err(|_| corrupt("refresh token hash length"))?;
-    Ok(RefreshTokenHash::from_bytes(bytes))
 }
 
 /// A timestamp read back from a BIGINT column of Unix milliseconds.

@@ -15,7 +15,7 @@ use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{
     Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
 };
-use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use latchkey_core::store::{
     AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
     SessionStore, StoreError, StoredSigningKey, UserStore,
@@ -27,9 +27,8 @@ use sqlx::{Decode, PgConnection, Postgres, Row, Type};
 use uuid::Uuid;
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, hash_from_db, limit_to_db,
-    next_generation, opt_ts, revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN,
-    KIND_SESSION,
+    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
+    revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 
@@ -311,25 +310,39 @@ impl SessionStore for PostgresStore {
 
     async fn refresh_state(
         &self,
-        hash: &RefreshTokenHash,
+        lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT t.hash, t.generation, t.issued_at, t.spent_at, \
+        // A token with a locator is found through the (session_id, generation) key, one
+        // from before locators by its hash, the primary key (migration 0002).
+        const SELECT: &str = "SELECT t.generation, t.issued_at, t.spent_at, \
                     s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                  JOIN users u ON u.id = s.user_id \
-             WHERE t.hash = $1",
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
+                  JOIN users u ON u.id = s.user_id";
+        let row = match lookup.locator {
+            Some(at) => {
+                sqlx::query(&format!(
+                    "{SELECT} WHERE t.session_id = $1 AND t.generation = $2 AND t.hash = $3"
+                ))
+                .bind(at.session_id.as_uuid())
+                .bind(generation_to_db(at.generation))
+                .bind(lookup.hash.as_bytes().as_slice())
+                .fetch_optional(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(&format!("{SELECT} WHERE t.hash = $1 AND t.legacy"))
+                    .bind(lookup.hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+        }
         .map_err(map_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
         let session = session_from_row(&row)?;
         let record = RefreshTokenRecord {
-            hash: hash_from_db(get(&row, "hash")?)?,
+            hash: lookup.hash.clone(),
             session_id: session.id,
             generation: generation_from_db(get(&row, "generation")?)?,
             issued_at: ts(get(&row, "issued_at")?),

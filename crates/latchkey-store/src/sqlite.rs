@@ -23,7 +23,7 @@ use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{
     Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
 };
-use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use latchkey_core::store::{
     AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
     SessionStore, StoreError, StoredSigningKey, UserStore,
@@ -38,9 +38,9 @@ use sqlx::{Decode, Row, Sqlite, Transaction, Type};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, hash_from_db, limit_to_db,
-    next_generation, opt_ts, revocation_from_db, roles_from_db, roles_to_db, session_id_from_text,
-    ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_SESSION,
+    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
+    revocation_from_db, roles_from_db, roles_to_db, session_id_from_text, ts, user_id_from_text,
+    KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 
@@ -350,11 +350,11 @@ impl SessionStore for SqliteStore {
         .await
         .map_err(map_error)?;
         sqlx::query(
-            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at) \
-             VALUES (?, ?, 0, ?)",
+            "INSERT INTO refresh_tokens (session_id, generation, hash, issued_at) \
+             VALUES (?, 0, ?, ?)",
         )
-        .bind(first_token.as_bytes().as_slice())
         .bind(session.id.to_string())
+        .bind(first_token.as_bytes().as_slice())
         .bind(session.created_at.unix_millis())
         .execute(&mut *tx)
         .await
@@ -364,30 +364,43 @@ impl SessionStore for SqliteStore {
 
     async fn refresh_state(
         &self,
-        hash: &RefreshTokenHash,
+        lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
         // A token is spent once its successor exists (migration 0002): when it was spent
-        // is when the successor was issued.
-        let row = sqlx::query(
-            "SELECT t.hash, t.generation, t.issued_at, successor.issued_at AS spent_at, \
+        // is when the successor was issued. A token with a locator is found at its
+        // place; one from before locators through the legacy hash index (migration 0003).
+        const SELECT: &str = "SELECT t.generation, t.issued_at, successor.issued_at AS spent_at, \
                     s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
                   JOIN users u ON u.id = s.user_id \
                   LEFT JOIN refresh_tokens successor \
                        ON successor.session_id = t.session_id \
-                      AND successor.generation = t.generation + 1 \
-             WHERE t.hash = ?",
-        )
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(&self.reader)
-        .await
+                      AND successor.generation = t.generation + 1";
+        let row = match lookup.locator {
+            Some(at) => {
+                sqlx::query(&format!(
+                    "{SELECT} WHERE t.session_id = ? AND t.generation = ? AND t.hash = ?"
+                ))
+                .bind(at.session_id.to_string())
+                .bind(generation_to_db(at.generation))
+                .bind(lookup.hash.as_bytes().as_slice())
+                .fetch_optional(&self.reader)
+                .await
+            }
+            None => {
+                sqlx::query(&format!("{SELECT} WHERE t.hash = ? AND t.legacy = 1"))
+                    .bind(lookup.hash.as_bytes().as_slice())
+                    .fetch_optional(&self.reader)
+                    .await
+            }
+        }
         .map_err(map_error)?;
         let Some(row) = row else {
             return Ok(None);
         };
         let session = session_from_row(&row)?;
         let record = RefreshTokenRecord {
-            hash: hash_from_db(get(&row, "hash")?)?,
+            hash: lookup.hash.clone(),
             session_id: session.id,
             generation: generation_from_db(get(&row, "generation")?)?,
             issued_at: ts(get(&row, "issued_at")?),

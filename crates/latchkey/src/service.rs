@@ -12,7 +12,7 @@ use latchkey_core::keys::{KeyError, KeyRing, SigningKey};
 use latchkey_core::model::{
     Email, InvalidInput, Password, RefreshState, Role, Session, SessionId, User, UserId,
 };
-use latchkey_core::refresh::{RefreshKeys, RefreshToken};
+use latchkey_core::refresh::{RefreshKeys, RefreshToken, TokenLocator};
 use latchkey_core::rotation::{decide, RefreshRejection, RotationDecision, RotationPolicy};
 use latchkey_core::store::{Revoked, RotateOutcome, Rotation, Store, StoreError};
 use latchkey_core::time::Timestamp;
@@ -420,7 +420,7 @@ impl AuthService {
             latest_generation: 0,
             revoked_at: None,
         };
-        let refresh_token = self.refresh_keys.new_token();
+        let refresh_token = self.refresh_keys.new_token(session.id);
         self.store
             .create_session(&session, &self.refresh_keys.hash(&refresh_token))
             .await?;
@@ -483,11 +483,11 @@ impl AuthService {
             .await?;
         let presented =
             RefreshToken::parse(raw_token).ok_or(AuthError::Refresh(RefreshRejection::Invalid))?;
-        let hash = self.refresh_keys.hash(&presented);
+        let lookup = self.refresh_keys.lookup(&presented);
         // A lost compare-and-set means another request rotated the same token a moment
         // ago; deciding again then yields the grace-window answer.
         for _ in 0..3 {
-            let state = self.store.refresh_state(&hash).await?;
+            let state = self.store.refresh_state(&lookup).await?;
             let now = clock::now();
             let decision = decide(
                 state.as_ref().map(|s| (&s.token, &s.session)),
@@ -502,7 +502,13 @@ impl AuthService {
             else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
             };
-            let successor = || self.refresh_keys.successor(&presented);
+            let successor = |generation| {
+                let at = TokenLocator {
+                    session_id: session.id,
+                    generation,
+                };
+                self.refresh_keys.successor(&presented, at)
+            };
             match decision {
                 RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
                 RotationDecision::ReuseDetected => {
@@ -518,18 +524,22 @@ impl AuthService {
                     return Err(AuthError::RefreshTokenReused);
                 }
                 RotationDecision::ReplaySuccessor => {
-                    return self.issue(session.user_id, &roles, session.id, successor(), now);
+                    // `decide` replays only when the successor is the session's newest.
+                    let next = successor(session.latest_generation);
+                    return self.issue(session.user_id, &roles, session.id, next, now);
                 }
-                RotationDecision::Rotate { .. } => {
+                RotationDecision::Rotate {
+                    successor_generation,
+                } => {
                     self.limit(
                         format!("refresh:account:{}", session.user_id),
                         self.policy.limits.refresh_per_account,
                     )
                     .await?;
-                    let next = successor();
+                    let next = successor(successor_generation);
                     let rotation = Rotation {
                         session_id: session.id,
-                        presented: hash.clone(),
+                        presented: lookup.hash.clone(),
                         presented_generation: token.generation,
                         successor: self.refresh_keys.hash(&next),
                         now,
@@ -592,7 +602,7 @@ impl AuthService {
         if let Some(token) = raw_refresh_token.and_then(RefreshToken::parse) {
             if let Some(RefreshState { session, .. }) = self
                 .store
-                .refresh_state(&self.refresh_keys.hash(&token))
+                .refresh_state(&self.refresh_keys.lookup(&token))
                 .await?
             {
                 sessions.push((session.id, Some(session.user_id)));

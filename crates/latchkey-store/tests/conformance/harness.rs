@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
 use latchkey_core::model::{Email, Role, Session, SessionId, User, UserId};
-use latchkey_core::refresh::RefreshTokenHash;
-use latchkey_core::store::Store;
+use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup, TokenLocator};
+use latchkey_core::store::{Rotation, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{
@@ -118,6 +118,30 @@ pub(crate) fn random_hash() -> RefreshTokenHash {
     RefreshTokenHash::from_bytes(bytes)
 }
 
+/// How a caller finds the token with this hash at (`session_id`, `generation`).
+pub(crate) fn located(
+    session_id: SessionId,
+    generation: u32,
+    hash: RefreshTokenHash,
+) -> RefreshTokenLookup {
+    RefreshTokenLookup {
+        locator: Some(TokenLocator {
+            session_id,
+            generation,
+        }),
+        hash,
+    }
+}
+
+/// How a caller finds the successor that `rotation` stores.
+pub(crate) fn successor_of(rotation: &Rotation) -> RefreshTokenLookup {
+    located(
+        rotation.session_id,
+        rotation.presented_generation + 1,
+        rotation.successor.clone(),
+    )
+}
+
 /// A user (not stored yet) with the given address and the `user` role.
 pub(crate) fn new_user(email: &str) -> User {
     User {
@@ -136,12 +160,13 @@ pub(crate) async fn stored_user(store: &Arc<dyn Store>, email: &str) -> User {
     user
 }
 
-/// Store a new session of `user` created at `created_at`; returns it with its first token.
+/// Store a new session of `user` created at `created_at`; returns it with how to find
+/// its first token.
 pub(crate) async fn stored_session(
     store: &Arc<dyn Store>,
     user: &User,
     created_at: Timestamp,
-) -> (Session, RefreshTokenHash) {
+) -> (Session, RefreshTokenLookup) {
     let session = Session {
         id: SessionId::generate(),
         user_id: user.id,
@@ -154,6 +179,7 @@ pub(crate) async fn stored_session(
         .create_session(&session, &first)
         .await
         .expect("create session");
+    let first = located(session.id, 0, first);
     (session, first)
 }
 

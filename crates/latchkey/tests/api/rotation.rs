@@ -1,5 +1,7 @@
 use std::collections::HashSet;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -109,6 +111,39 @@ async fn fifty_concurrent_refreshes_of_one_token_end_with_one_successor() {
     assert_eq!(app.refresh_body(&successor).await.status(), StatusCode::OK);
 }
 
+/// `token` with the bytes of its locator (session id, then generation) changed by `edit`.
+fn moved(token: &str, edit: impl FnOnce(&mut [u8])) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(token).unwrap();
+    edit(&mut bytes[..20]);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_refresh_token_moved_to_another_place_is_invalid_and_harms_no_session() {
+    let app = spawn_app(&["--reuse-grace", "0s"]).await;
+    let mine = app.user_with_session("mo@example.com").await;
+    let theirs = app.user_with_session("ned@example.com").await;
+    let their_locator = URL_SAFE_NO_PAD.decode(&theirs.refresh).unwrap()[..20].to_vec();
+    for forged in [
+        moved(&mine.refresh, |at| at[19] ^= 1),
+        moved(&mine.refresh, |at| at.copy_from_slice(&their_locator)),
+    ] {
+        assert_error(
+            app.refresh_body(&forged).await,
+            StatusCode::UNAUTHORIZED,
+            "refresh_token_invalid",
+        )
+        .await;
+    }
+    // Neither family took it for reuse: both tokens still rotate.
+    for tokens in [&mine, &theirs] {
+        assert_eq!(
+            app.refresh_body(&tokens.refresh).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
 #[tokio::test]
 async fn unknown_and_malformed_refresh_tokens_are_invalid() {
     let app = spawn_app(&[]).await;
@@ -116,6 +151,7 @@ async fn unknown_and_malformed_refresh_tokens_are_invalid() {
         "",
         "short",
         &"A".repeat(43),
+        &URL_SAFE_NO_PAD.encode([7u8; 52]),
         "eyJhbGciOiJFZERTQSJ9.e30.c2ln",
     ] {
         let response = app.refresh_body(token).await;

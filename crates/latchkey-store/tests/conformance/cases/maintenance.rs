@@ -4,14 +4,14 @@ use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::model::Role;
 use latchkey_core::store::{Revoked, RotateOutcome, Rotation, StoreError, StoredSigningKey};
 
-use crate::harness::{event, random_hash, stored_session, stored_user, t, Harness};
+use crate::harness::{event, random_hash, stored_session, stored_user, successor_of, t, Harness};
 
 pub(crate) async fn purge_expired_removes_expired_entries_and_old_sessions(h: Harness) {
     let user = stored_user(&h.store, "m1@example.com").await;
     let (old, old_first) = stored_session(&h.store, &user, t(1_000)).await;
     let rotation = Rotation {
         session_id: old.id,
-        presented: old_first.clone(),
+        presented: old_first.hash.clone(),
         presented_generation: 0,
         successor: random_hash(),
         now: t(1_500),
@@ -38,7 +38,10 @@ pub(crate) async fn purge_expired_removes_expired_entries_and_old_sessions(h: Ha
     assert_eq!(h.store.session(old.id).await.unwrap(), None);
     assert_eq!(h.store.refresh_state(&old_first).await.unwrap(), None);
     assert_eq!(
-        h.store.refresh_state(&rotation.successor).await.unwrap(),
+        h.store
+            .refresh_state(&successor_of(&rotation))
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(h.store.session(young.id).await.unwrap(), Some(young));
@@ -68,7 +71,7 @@ pub(crate) async fn data_survives_reopening(mut h: Harness) {
     let (session, first) = stored_session(&h.store, &user, t(1_000)).await;
     let rotation = Rotation {
         session_id: session.id,
-        presented: first.clone(),
+        presented: first.hash.clone(),
         presented_generation: 0,
         successor: random_hash(),
         now: t(2_000),
@@ -110,7 +113,7 @@ pub(crate) async fn data_survives_reopening(mut h: Harness) {
     assert_eq!(spent.session.latest_generation, 1);
     assert_eq!(
         h.store
-            .refresh_state(&rotation.successor)
+            .refresh_state(&successor_of(&rotation))
             .await
             .unwrap()
             .unwrap()

@@ -4,21 +4,23 @@ use std::sync::Arc;
 
 use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::model::{RefreshTokenRecord, Role, Session, SessionId};
-use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{RevocationEntry, Revoked, RotateOutcome, Rotation, Store};
 use tokio::task::JoinSet;
 
-use crate::harness::{event, random_hash, stored_session, stored_user, t, Harness};
+use crate::harness::{
+    event, located, random_hash, stored_session, stored_user, successor_of, t, Harness,
+};
 
 fn rotation(
     session_id: SessionId,
-    presented: &RefreshTokenHash,
+    presented: &RefreshTokenLookup,
     generation: u32,
     now: i64,
 ) -> Rotation {
     Rotation {
         session_id,
-        presented: presented.clone(),
+        presented: presented.hash.clone(),
         presented_generation: generation,
         successor: random_hash(),
         now: t(now),
@@ -49,13 +51,13 @@ async fn rotate_concurrently(
 async fn assert_one_winner(
     store: &Arc<dyn Store>,
     stores: &[Arc<dyn Store>],
-    first: &RefreshTokenHash,
+    first: &RefreshTokenLookup,
     session_id: SessionId,
 ) {
     let attempts: Vec<Rotation> = (0..50)
         .map(|_| rotation(session_id, first, 0, 5_000))
         .collect();
-    let successors: Vec<RefreshTokenHash> = attempts.iter().map(|r| r.successor.clone()).collect();
+    let successors: Vec<RefreshTokenLookup> = attempts.iter().map(successor_of).collect();
     let outcomes = rotate_concurrently(stores, attempts).await;
     let rotated = outcomes
         .iter()
@@ -80,12 +82,12 @@ async fn assert_one_winner(
     assert_eq!(spent.spent_at, Some(t(5_000)));
 }
 
-/// The stored token with this hash and its session.
+/// The stored token `lookup` finds and its session.
 async fn token_and_session(
     store: &Arc<dyn Store>,
-    hash: &RefreshTokenHash,
+    lookup: &RefreshTokenLookup,
 ) -> Option<(RefreshTokenRecord, Session)> {
-    let state = store.refresh_state(hash).await.unwrap()?;
+    let state = store.refresh_state(lookup).await.unwrap()?;
     Some((state.token, state.session))
 }
 
@@ -106,7 +108,7 @@ pub(crate) async fn create_session_and_refresh_state(h: Harness) {
     assert_eq!(
         record,
         RefreshTokenRecord {
-            hash: first.clone(),
+            hash: first.hash.clone(),
             session_id: session.id,
             generation: 0,
             issued_at: t(2_000),
@@ -114,14 +116,29 @@ pub(crate) async fn create_session_and_refresh_state(h: Harness) {
         }
     );
     assert_eq!(loaded, session);
-    assert_eq!(h.store.session(session.id).await.unwrap(), Some(session));
+    assert_eq!(
+        h.store.session(session.id).await.unwrap(),
+        Some(session.clone())
+    );
     let state = h.store.refresh_state(&first).await.unwrap().unwrap();
     assert_eq!(
         state.roles, user.roles,
         "the user's roles come with the state"
     );
 
-    assert_eq!(h.store.refresh_state(&random_hash()).await.unwrap(), None);
+    // Found only at its place and with its hash.
+    for (generation, hash) in [(0, random_hash()), (1, first.hash.clone())] {
+        let elsewhere = located(session.id, generation, hash);
+        assert_eq!(h.store.refresh_state(&elsewhere).await.unwrap(), None);
+    }
+    let other_session = located(SessionId::generate(), 0, first.hash.clone());
+    assert_eq!(h.store.refresh_state(&other_session).await.unwrap(), None);
+    // Without a locator only a token stored before tokens carried one is found.
+    let by_hash_alone = RefreshTokenLookup {
+        locator: None,
+        hash: first.hash.clone(),
+    };
+    assert_eq!(h.store.refresh_state(&by_hash_alone).await.unwrap(), None);
     assert_eq!(h.store.session(SessionId::generate()).await.unwrap(), None);
 }
 
@@ -139,7 +156,9 @@ pub(crate) async fn rotate_spends_and_issues_successor(h: Harness) {
     assert_eq!(after.revoked_at, None);
     assert_eq!(after.created_at, t(2_000));
 
-    let (new, _) = token_and_session(&h.store, &r1.successor).await.unwrap();
+    let (new, _) = token_and_session(&h.store, &successor_of(&r1))
+        .await
+        .unwrap();
     assert_eq!(
         new,
         RefreshTokenRecord {
@@ -151,7 +170,7 @@ pub(crate) async fn rotate_spends_and_issues_successor(h: Harness) {
         }
     );
 
-    let r2 = rotation(session.id, &r1.successor, 1, 4_000);
+    let r2 = rotation(session.id, &successor_of(&r1), 1, 4_000);
     assert_eq!(h.store.rotate(&r2).await.unwrap(), RotateOutcome::Rotated);
     assert_eq!(
         h.store
@@ -162,7 +181,9 @@ pub(crate) async fn rotate_spends_and_issues_successor(h: Harness) {
             .latest_generation,
         2
     );
-    let (newest, _) = token_and_session(&h.store, &r2.successor).await.unwrap();
+    let (newest, _) = token_and_session(&h.store, &successor_of(&r2))
+        .await
+        .unwrap();
     assert_eq!(newest.generation, 2);
 }
 
@@ -184,7 +205,10 @@ pub(crate) async fn rotate_same_token_twice_conflicts(h: Harness) {
     let (spent, s) = token_and_session(&h.store, &first).await.unwrap();
     assert_eq!(spent.spent_at, Some(t(3_000)));
     assert_eq!(s.latest_generation, 1);
-    assert_eq!(h.store.refresh_state(&other.successor).await.unwrap(), None);
+    assert_eq!(
+        h.store.refresh_state(&successor_of(&other)).await.unwrap(),
+        None
+    );
 }
 
 pub(crate) async fn rotate_with_wrong_generation_or_session_conflicts(h: Harness) {
@@ -205,7 +229,7 @@ pub(crate) async fn rotate_with_wrong_generation_or_session_conflicts(h: Harness
         RotateOutcome::Conflict
     );
     // An unknown token, an unknown session.
-    let unknown = rotation(session.id, &random_hash(), 0, 3_000);
+    let unknown = rotation(session.id, &located(session.id, 0, random_hash()), 0, 3_000);
     assert_eq!(
         h.store.rotate(&unknown).await.unwrap(),
         RotateOutcome::Conflict
@@ -271,7 +295,10 @@ pub(crate) async fn rotate_on_revoked_session_conflicts(h: Harness) {
     assert_eq!(record.spent_at, None);
     assert_eq!(s.revoked_at, Some(t(2_500)));
     assert_eq!(s.latest_generation, 0);
-    assert_eq!(h.store.refresh_state(&r.successor).await.unwrap(), None);
+    assert_eq!(
+        h.store.refresh_state(&successor_of(&r)).await.unwrap(),
+        None
+    );
 }
 
 pub(crate) async fn revoke_session_is_idempotent_and_recorded_once(h: Harness) {
