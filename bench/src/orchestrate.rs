@@ -51,7 +51,7 @@ pub(crate) struct AllOptions {
     #[arg(long)]
     warmup: Option<f64>,
     /// Rounds of the paired comparisons (Latchkey and the ceiling, seeded and empty
-    /// store), alternating; the median round is reported [default: 3].
+    /// store), alternating; the round of median ratio is reported [default: 3].
     #[arg(long)]
     rounds: Option<usize>,
     /// Users registered up front for the mixed scenario [default: 200].
@@ -449,8 +449,11 @@ impl Bench<'_> {
     }
 
     /// Measure the same scenario on several subjects in alternation, `rounds` times, and
-    /// add for each the round of median throughput (peak RSS: the highest of its rounds).
-    /// Alternating makes the comparison fair on a machine whose background load drifts.
+    /// add every subject's row from one round: the round of median ratio between the
+    /// first subject and the last (the reference), so a reported ratio is the median of
+    /// the per-round ratios (peak RSS: the highest of all rounds). With one subject, the
+    /// round of median throughput. Alternating makes the comparison fair on a machine
+    /// whose background load drifts.
     async fn alternate<F, Fut>(
         &mut self,
         subjects: &[(&Subject<'_>, Scenario)],
@@ -473,10 +476,33 @@ impl Bench<'_> {
                 results[i].push((summary, peak, samples.over(&summary.window, self.hz)));
             }
         }
-        for ((subject, scenario), mut runs) in subjects.iter().zip(results) {
+        let reference = &results[results.len() - 1];
+        let ratio = |round: usize| results[0][round].0.rate / reference[round].0.rate;
+        let key = |round: usize| {
+            if results.len() > 1 {
+                ratio(round)
+            } else {
+                results[0][round].0.rate
+            }
+        };
+        let mut order: Vec<usize> = (0..rounds).collect();
+        order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+        let chosen = order[order.len() / 2];
+        if rounds > 1 && results.len() > 1 {
+            let ratios: Vec<String> = (0..rounds)
+                .map(|round| format!("{:.0}%", ratio(round) * 100.0))
+                .collect();
+            eprintln!(
+                "    {} / {} by round: {}; reported: round {}",
+                subjects[0].0.server.name,
+                subjects[subjects.len() - 1].0.server.name,
+                ratios.join(", "),
+                chosen + 1
+            );
+        }
+        for ((subject, scenario), runs) in subjects.iter().zip(&results) {
             let peak = runs.iter().filter_map(|r| r.1).reduce(f64::max);
-            runs.sort_by(|a, b| a.0.rate.total_cmp(&b.0.rate));
-            let (summary, _, cpu) = runs[runs.len() / 2];
+            let (summary, _, cpu) = runs[chosen];
             self.push(
                 subject,
                 *scenario,
