@@ -20,6 +20,42 @@ pub(crate) fn map_error(err: sqlx::Error) -> StoreError {
     classify(&err)
 }
 
+/// Translate a rusqlite error (the SQLite refresh lane) into the store's error
+/// vocabulary, by the same rules as [`map_error`]: transient SQLite codes are
+/// [`StoreError::Unavailable`], the rest [`StoreError::Internal`] with the code only.
+pub(crate) fn map_rusqlite_error(err: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match err {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen => StoreError::Unavailable(format!(
+                "database busy or going away (code {})",
+                failure.extended_code
+            )),
+            _ => StoreError::Internal(format!("database error {}", failure.extended_code)),
+        },
+        // Column conversions: the index and type only, never the value.
+        rusqlite::Error::InvalidColumnType(index, _, _)
+        | rusqlite::Error::FromSqlConversionFailure(index, _, _)
+        | rusqlite::Error::IntegralValueOutOfRange(index, _) => {
+            StoreError::Internal(format!("could not decode stored column {index}"))
+        }
+        _ => StoreError::Internal("unexpected SQLite driver failure".to_owned()),
+    }
+}
+
+/// The same failure again, for each caller of a batch that failed as a whole.
+pub(crate) fn copy_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::EmailTaken => StoreError::EmailTaken,
+        StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
+        StoreError::Internal(detail) => StoreError::Internal(detail.clone()),
+    }
+}
+
 /// Translate a failed migration run into the store's error vocabulary.
 pub(crate) fn map_migrate_error(err: MigrateError) -> StoreError {
     classify_migrate(&err)

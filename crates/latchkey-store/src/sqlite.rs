@@ -3,26 +3,26 @@
 //! SQLite allows one writer at a time. A deferred transaction (`BEGIN`) that reads and
 //! then writes can fail at once with `SQLITE_BUSY` when another connection wrote in
 //! between, which would turn two concurrent refreshes into a "database is locked" error
-//! instead of a clean conflict. So this backend funnels every write through a dedicated
+//! instead of a clean conflict. So this backend funnels writes through a dedicated
 //! one-connection writer pool (in-process writers queue fairly for it) and starts every
 //! multi-statement write with `BEGIN IMMEDIATE`, which takes the write lock up front and
-//! waits (`busy_timeout`) for writers in other processes. Reads use a separate pool and,
-//! thanks to WAL, never block the writer nor are blocked by it.
+//! waits (`busy_timeout`) for other writers. Reads use a separate pool and, thanks to
+//! WAL, never block the writer nor are blocked by it.
 //!
-//! Rotations, the hot write, are group-committed: a task takes every rotation waiting
-//! for the writer, applies each as one statement (the `rotations` view's trigger; a
-//! conflict fails that statement alone and changes nothing) and commits them together,
-//! paying one WAL sync for the batch instead of one per refresh. Each caller gets its own outcome only after the commit, so
-//! durability is unchanged.
+//! The refresh path, the hot one, has a connection and a thread of its own
+//! ([`refresh_lane`]): it answers token-state reads and group-commits rotations, each as
+//! one statement (the `rotations` view's trigger; a conflict fails that statement alone
+//! and changes nothing), paying one WAL sync per batch instead of one per refresh. Each
+//! caller gets its outcome only after the commit, so durability is unchanged.
+
+mod refresh_lane;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
-use latchkey_core::model::{
-    Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
-};
+use latchkey_core::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use latchkey_core::store::{
     AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
@@ -35,14 +35,14 @@ use sqlx::sqlite::{
     SqliteSynchronous as DriverSynchronous,
 };
 use sqlx::{Decode, Row, Sqlite, Transaction, Type};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
+    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, opt_ts,
     revocation_from_db, roles_from_db, roles_to_db, session_id_from_text, ts, user_id_from_text,
     KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
+use refresh_lane::RefreshLane;
 
 /// The SQLite schema migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,21 +98,11 @@ impl Default for SqliteSettings {
 pub struct SqliteStore {
     /// Connections for reads.
     reader: SqlitePool,
-    /// The one connection that writes.
+    /// The one connection that writes everything but rotations.
     writer: SqlitePool,
-    /// The group-commit queue for rotations.
-    rotations: mpsc::Sender<RotationJob>,
+    /// The refresh path: token-state reads and group-committed rotations.
+    refresh_lane: RefreshLane,
 }
-
-/// A rotation waiting for the group commit, with where to send its outcome.
-#[derive(Debug)]
-struct RotationJob {
-    rotation: Rotation,
-    reply: oneshot::Sender<Result<RotateOutcome, StoreError>>,
-}
-
-/// Most rotations committed in one transaction.
-const MAX_ROTATION_BATCH: usize = 128;
 
 impl SqliteStore {
     /// Open (creating it if missing) the database file named by `url`, such as
@@ -142,15 +132,18 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect_options)
+            .connect_with(connect_options.clone())
             .await
             .map_err(map_error)?;
-        let (rotations, queue) = mpsc::channel(4 * MAX_ROTATION_BATCH);
-        tokio::spawn(group_commit_rotations(writer.clone(), queue));
+        let refresh_lane = RefreshLane::start(
+            connect_options.get_filename(),
+            options.busy_timeout,
+            options.synchronous,
+        )?;
         Ok(Self {
             reader,
             writer,
-            rotations,
+            refresh_lane,
         })
     }
 
@@ -162,6 +155,7 @@ impl SqliteStore {
     /// Close all connections, waiting for running operations to finish. Later calls
     /// fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
+        self.refresh_lane.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }
@@ -366,62 +360,11 @@ impl SessionStore for SqliteStore {
         &self,
         lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
-        // A token is spent once its successor exists (migration 0002): when it was spent
-        // is when the successor was issued. A token with a locator is found at its
-        // place; one from before locators through the legacy hash index (migration 0003).
-        const SELECT: &str = "SELECT t.generation, t.issued_at, successor.issued_at AS spent_at, \
-                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                  JOIN users u ON u.id = s.user_id \
-                  LEFT JOIN refresh_tokens successor \
-                       ON successor.session_id = t.session_id \
-                      AND successor.generation = t.generation + 1";
-        let row = match lookup.locator {
-            Some(at) => {
-                sqlx::query(&format!(
-                    "{SELECT} WHERE t.session_id = ? AND t.generation = ? AND t.hash = ?"
-                ))
-                .bind(at.session_id.to_string())
-                .bind(generation_to_db(at.generation))
-                .bind(lookup.hash.as_bytes().as_slice())
-                .fetch_optional(&self.reader)
-                .await
-            }
-            None => {
-                sqlx::query(&format!("{SELECT} WHERE t.hash = ? AND t.legacy = 1"))
-                    .bind(lookup.hash.as_bytes().as_slice())
-                    .fetch_optional(&self.reader)
-                    .await
-            }
-        }
-        .map_err(map_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let session = session_from_row(&row)?;
-        let record = RefreshTokenRecord {
-            hash: lookup.hash.clone(),
-            session_id: session.id,
-            generation: generation_from_db(get(&row, "generation")?)?,
-            issued_at: ts(get(&row, "issued_at")?),
-            spent_at: opt_ts(get(&row, "spent_at")?),
-        };
-        Ok(Some(RefreshState {
-            token: record,
-            session,
-            roles: roles_from_db(&get::<String>(&row, "roles")?)?,
-        }))
+        self.refresh_lane.refresh_state(lookup).await
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        let job = RotationJob {
-            rotation: rotation.clone(),
-            reply,
-        };
-        let closed = || StoreError::Unavailable("the SQLite writer has stopped".to_owned());
-        self.rotations.send(job).await.map_err(|_| closed())?;
-        outcome.await.map_err(|_| closed())?
+        self.refresh_lane.rotate(rotation).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
@@ -667,82 +610,5 @@ impl Maintenance for SqliteStore {
     }
 }
 
-/// The group-commit loop: wait for a rotation, take every other one already queued (up to
-/// [`MAX_ROTATION_BATCH`]), apply them in one `BEGIN IMMEDIATE` transaction, one statement
-/// each, commit once, then answer every caller. Ends when the store is dropped.
-async fn group_commit_rotations(writer: SqlitePool, mut queue: mpsc::Receiver<RotationJob>) {
-    let mut batch = Vec::with_capacity(MAX_ROTATION_BATCH);
-    while queue.recv_many(&mut batch, MAX_ROTATION_BATCH).await > 0 {
-        let outcomes = commit_rotation_batch(&writer, &batch).await;
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
-            // A caller that went away (request cancelled) needs no answer.
-            let _ = job.reply.send(outcome);
-        }
-    }
-}
-
-async fn commit_rotation_batch(
-    writer: &SqlitePool,
-    batch: &[RotationJob],
-) -> Vec<Result<RotateOutcome, StoreError>> {
-    let mut tx = match writer.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => return failed(batch.len(), &map_error(e)),
-    };
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for job in batch {
-        outcomes.push(apply_rotation(&mut tx, &job.rotation).await);
-    }
-    match tx.commit().await {
-        Ok(()) => outcomes,
-        Err(e) => failed(batch.len(), &map_error(e)),
-    }
-}
-
-/// `count` copies of a batch's failure, one for every caller.
-fn failed(count: usize, error: &StoreError) -> Vec<Result<RotateOutcome, StoreError>> {
-    (0..count).map(|_| Err(copy_error(error))).collect()
-}
-
 /// What the `rotations_apply` trigger raises when the compare-and-set fails.
-const ROTATION_CONFLICT: &str = "rotation_conflict";
-
-/// One rotation inside the batch transaction, as one statement (the `rotations` view's
-/// trigger, migration 0002): advance the session, spend the token, store the successor,
-/// or `Conflict` with nothing changed. A failed statement changes nothing either, so
-/// the other rotations of the batch are unaffected.
-async fn apply_rotation(
-    conn: &mut Transaction<'static, Sqlite>,
-    rotation: &Rotation,
-) -> Result<RotateOutcome, StoreError> {
-    let successor_generation = next_generation(rotation.presented_generation)?;
-    let applied = sqlx::query(
-        "INSERT INTO rotations (session_id, presented_hash, presented_generation, \
-                                successor_hash, successor_generation, rotated_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(rotation.session_id.to_string())
-    .bind(rotation.presented.as_bytes().as_slice())
-    .bind(generation_to_db(rotation.presented_generation))
-    .bind(rotation.successor.as_bytes().as_slice())
-    .bind(generation_to_db(successor_generation))
-    .bind(rotation.now.unix_millis())
-    .execute(&mut **conn)
-    .await;
-    match applied {
-        Ok(_) => Ok(RotateOutcome::Rotated),
-        Err(sqlx::Error::Database(e)) if e.message() == ROTATION_CONFLICT => {
-            Ok(RotateOutcome::Conflict)
-        }
-        Err(e) => Err(map_error(e)),
-    }
-}
-
-/// The same failure again, for every caller of a failed batch.
-fn copy_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::EmailTaken => StoreError::EmailTaken,
-        StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
-        StoreError::Internal(detail) => StoreError::Internal(detail.clone()),
-    }
-}
+pub(crate) const ROTATION_CONFLICT: &str = "rotation_conflict";

@@ -1,0 +1,353 @@
+//! The refresh path of the SQLite backend, on a thread of its own.
+//!
+//! A refresh reads the presented token's state, then rotates it. Both requests go to one
+//! thread that owns one SQLite connection (rusqlite, prepared statements cached). The
+//! thread takes every request waiting, answers the reads at once, then applies all the
+//! waiting rotations in one `BEGIN IMMEDIATE` transaction with one WAL sync (group
+//! commit) and answers each rotation only after the commit, so an acknowledged rotation
+//! is as durable as the `synchronous` setting makes any commit.
+//!
+//! Why a thread and not the sqlx pools: each sqlx statement is a round trip to a worker
+//! thread, so a batch of `n` rotations cost `n + 2` hops and every read another one; here
+//! each request is one hop. And the page cache stays warm: in WAL mode a connection
+//! keeps its cache across its own commits but drops it when another connection commits,
+//! so a separate reader re-read its B-tree paths after every batch.
+//!
+//! The lane's connection is a second writer next to the sqlx writer (everything that is
+//! not a refresh). SQLite's write lock serializes the two, as it serializes processes
+//! sharing the file: each takes it with `BEGIN IMMEDIATE` and waits `busy_timeout`.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use latchkey_core::model::{RefreshState, RefreshTokenRecord, Session};
+use latchkey_core::refresh::RefreshTokenLookup;
+use latchkey_core::store::{RotateOutcome, Rotation, StoreError};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{SqliteSynchronous, ROTATION_CONFLICT};
+use crate::convert::{
+    generation_from_db, generation_to_db, next_generation, opt_ts, roles_from_db,
+    session_id_from_text, ts, user_id_from_text,
+};
+use crate::error::{copy_error, map_rusqlite_error};
+
+/// Most requests taken from the queue before the batch's rotations are committed.
+const MAX_BATCH: usize = 128;
+
+/// Page cache of the lane's connection, in KiB: enough for the upper levels of the
+/// B-trees a refresh descends on a store of a million sessions. Pages are allocated as
+/// they are first read, so a small store never uses it all.
+const CACHE_KIB: i64 = 16 * 1024;
+
+/// The token's row, its successor's issue time (when it was spent: migration 0002), its
+/// session and the user's roles; the columns of [`StateColumns`].
+macro_rules! select_state {
+    () => {
+        "SELECT t.generation, t.issued_at, successor.issued_at, \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+              JOIN users u ON u.id = s.user_id \
+              LEFT JOIN refresh_tokens successor \
+                   ON successor.session_id = t.session_id \
+                  AND successor.generation = t.generation + 1 "
+    };
+}
+
+/// A token with a locator is found at its place, and only with its hash.
+const STATE_AT_LOCATOR: &str = concat!(
+    select_state!(),
+    "WHERE t.session_id = ?1 AND t.generation = ?2 AND t.hash = ?3"
+);
+
+/// A token from before locators is found through the legacy hash index (migration 0003).
+const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = ?1 AND t.legacy = 1");
+
+/// One rotation as one statement: the `rotations` view's trigger (migrations 0002, 0003)
+/// checks the compare-and-set and applies it, or raises [`ROTATION_CONFLICT`].
+const INSERT_ROTATION: &str = "INSERT INTO rotations (session_id, presented_hash, \
+     presented_generation, successor_hash, successor_generation, rotated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The handle through which the store sends the lane its requests. Dropping the last
+/// handle (or [`RefreshLane::close`]) stops the thread once the queue is empty.
+#[derive(Debug, Clone)]
+pub(super) struct RefreshLane {
+    requests: mpsc::Sender<Request>,
+}
+
+/// What the lane thread is asked to do.
+enum Request {
+    /// Read a presented token's state.
+    State {
+        lookup: RefreshTokenLookup,
+        reply: oneshot::Sender<Result<Option<RefreshState>, StoreError>>,
+    },
+    /// Apply a rotation in the next group commit.
+    Rotate {
+        rotation: Rotation,
+        reply: oneshot::Sender<Result<RotateOutcome, StoreError>>,
+    },
+    /// Commit what is queued before this, then stop.
+    Close { done: oneshot::Sender<()> },
+}
+
+impl RefreshLane {
+    /// Open a connection to the database file at `path` (which must exist, in WAL mode)
+    /// and start the lane's thread on it.
+    pub(super) fn start(
+        path: &Path,
+        busy_timeout: Duration,
+        synchronous: SqliteSynchronous,
+    ) -> Result<Self, StoreError> {
+        let conn = open(path, busy_timeout, synchronous)?;
+        let (requests, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("latchkey-sqlite-refresh".to_owned())
+            .spawn(move || serve(conn, &queue))
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the SQLite refresh thread: {e}"))
+            })?;
+        Ok(Self { requests })
+    }
+
+    /// The state of the token `lookup` finds, as of the last committed batch.
+    pub(super) async fn refresh_state(
+        &self,
+        lookup: &RefreshTokenLookup,
+    ) -> Result<Option<RefreshState>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::State {
+            lookup: lookup.clone(),
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Apply `rotation` in the next group commit; answers after the commit.
+    pub(super) async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Rotate {
+            rotation: rotation.clone(),
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Commit the rotations already queued and stop the thread (closing its connection).
+    /// Later requests fail with [`StoreError::Unavailable`].
+    pub(super) async fn close(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.send(Request::Close { done }).is_ok() {
+            // An error means the thread has already gone, which is what was asked.
+            let _ = stopped.await;
+        }
+    }
+
+    fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests.send(request).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite refresh lane has stopped".to_owned())
+}
+
+fn open(
+    path: &Path,
+    busy_timeout: Duration,
+    synchronous: SqliteSynchronous,
+) -> Result<Connection, StoreError> {
+    let level = match synchronous {
+        SqliteSynchronous::Full => "FULL",
+        SqliteSynchronous::Normal => "NORMAL",
+    };
+    // The thread owns the connection, so SQLite's per-connection mutex is not needed.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(map_rusqlite_error)?;
+    let mode = (|| {
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", level)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        conn.pragma_query_value(None, "journal_mode", |row| row.get::<_, String>(0))
+    })()
+    .map_err(map_rusqlite_error)?;
+    // The sqlx writer switched the file to WAL before the lane opened it. Checked, because
+    // readers answering between commits and the one sync per batch both depend on it.
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "the SQLite refresh lane expected WAL mode, found {mode}"
+        )));
+    }
+    Ok(conn)
+}
+
+/// The lane thread: serve batches until closed or every handle is gone.
+fn serve(mut conn: Connection, queue: &mpsc::Receiver<Request>) {
+    let mut rotations = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = queue.recv() {
+        let mut close = None;
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(request) = next.take() {
+            taken += 1;
+            match request {
+                Request::State { lookup, reply } => {
+                    // A caller that went away (request cancelled) needs no answer.
+                    let _ = reply.send(read_state(&conn, &lookup));
+                }
+                Request::Rotate { rotation, reply } => rotations.push((rotation, reply)),
+                Request::Close { done } => {
+                    close = Some(done);
+                    break;
+                }
+            }
+            if taken < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !rotations.is_empty() {
+            let outcomes = commit_rotations(&mut conn, rotations.iter().map(|(r, _)| r));
+            for ((_, reply), outcome) in rotations.drain(..).zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        if let Some(done) = close {
+            drop(conn);
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// Apply the rotations in one transaction. A conflict fails its own statement and
+/// changes nothing, so the others are unaffected; a failed `BEGIN` or `COMMIT` fails
+/// them all (and nothing of them is stored).
+fn commit_rotations<'r>(
+    conn: &mut Connection,
+    rotations: impl ExactSizeIterator<Item = &'r Rotation>,
+) -> Vec<Result<RotateOutcome, StoreError>> {
+    let count = rotations.len();
+    let all_failed = |error: rusqlite::Error| {
+        let error = map_rusqlite_error(error);
+        (0..count).map(|_| Err(copy_error(&error))).collect()
+    };
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(e),
+    };
+    let outcomes = rotations
+        .map(|rotation| apply_rotation(&tx, rotation))
+        .collect();
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => all_failed(e),
+    }
+}
+
+fn apply_rotation(conn: &Connection, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+    let successor_generation = next_generation(rotation.presented_generation)?;
+    let applied = conn.prepare_cached(INSERT_ROTATION).and_then(|mut insert| {
+        insert.execute(params![
+            rotation.session_id.to_string(),
+            rotation.presented.as_bytes().as_slice(),
+            generation_to_db(rotation.presented_generation),
+            rotation.successor.as_bytes().as_slice(),
+            generation_to_db(successor_generation),
+            rotation.now.unix_millis(),
+        ])
+    });
+    match applied {
+        Ok(_) => Ok(RotateOutcome::Rotated),
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message == ROTATION_CONFLICT => {
+            Ok(RotateOutcome::Conflict)
+        }
+        Err(e) => Err(map_rusqlite_error(e)),
+    }
+}
+
+fn read_state(
+    conn: &Connection,
+    lookup: &RefreshTokenLookup,
+) -> Result<Option<RefreshState>, StoreError> {
+    let hash = lookup.hash.as_bytes().as_slice();
+    let found = match lookup.locator {
+        Some(at) => conn
+            .prepare_cached(STATE_AT_LOCATOR)
+            .and_then(|mut select| {
+                select
+                    .query_row(
+                        params![
+                            at.session_id.to_string(),
+                            generation_to_db(at.generation),
+                            hash
+                        ],
+                        StateColumns::read,
+                    )
+                    .optional()
+            }),
+        None => conn
+            .prepare_cached(STATE_BY_LEGACY_HASH)
+            .and_then(|mut select| {
+                select
+                    .query_row(params![hash], StateColumns::read)
+                    .optional()
+            }),
+    }
+    .map_err(map_rusqlite_error)?;
+    found.map(|columns| columns.into_state(lookup)).transpose()
+}
+
+/// The columns of `select_state!`, as read; checked and converted by
+/// [`StateColumns::into_state`] outside rusqlite's row callback.
+struct StateColumns {
+    generation: i64,
+    issued_at: i64,
+    spent_at: Option<i64>,
+    session_id: String,
+    user_id: String,
+    created_at: i64,
+    latest_generation: i64,
+    revoked_at: Option<i64>,
+    roles: String,
+}
+
+impl StateColumns {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            generation: row.get(0)?,
+            issued_at: row.get(1)?,
+            spent_at: row.get(2)?,
+            session_id: row.get(3)?,
+            user_id: row.get(4)?,
+            created_at: row.get(5)?,
+            latest_generation: row.get(6)?,
+            revoked_at: row.get(7)?,
+            roles: row.get(8)?,
+        })
+    }
+
+    fn into_state(self, lookup: &RefreshTokenLookup) -> Result<RefreshState, StoreError> {
+        let session = Session {
+            id: session_id_from_text(&self.session_id)?,
+            user_id: user_id_from_text(&self.user_id)?,
+            created_at: ts(self.created_at),
+            latest_generation: generation_from_db(self.latest_generation)?,
+            revoked_at: opt_ts(self.revoked_at),
+        };
+        Ok(RefreshState {
+            token: RefreshTokenRecord {
+                hash: lookup.hash.clone(),
+                session_id: session.id,
+                generation: generation_from_db(self.generation)?,
+                issued_at: ts(self.issued_at),
+                spent_at: opt_ts(self.spent_at),
+            },
+            session,
+            roles: roles_from_db(&self.roles)?,
+        })
+    }
+}
