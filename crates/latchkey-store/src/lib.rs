@@ -12,6 +12,7 @@ use latchkey_core::store::{Store, StoreError};
 
 mod convert;
 mod error;
+mod migrations;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]

@@ -21,7 +21,6 @@ use latchkey_core::store::{
     SessionStore, StoreError, StoredSigningKey, UserStore,
 };
 use latchkey_core::time::Timestamp;
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Decode, PgConnection, Postgres, Row, Type};
 use uuid::Uuid;
@@ -31,9 +30,7 @@ use crate::convert::{
     revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
-
-/// The PostgreSQL schema migrations, embedded in the binary.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+use crate::migrations;
 
 /// Key of the transaction-level advisory lock that serialises appends to the
 /// revocation log (the bytes of "LtchRevk").
@@ -83,7 +80,12 @@ impl PostgresStore {
     /// Apply the embedded schema migrations that have not run yet. Safe to call from
     /// several replicas at once (sqlx takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(map_migrate_error)
+        migrations::POSTGRES
+            .migrator()
+            .await?
+            .run(&self.pool)
+            .await
+            .map_err(map_migrate_error)
     }
 
     /// Close all connections, waiting for running operations to finish. Later calls

@@ -29,7 +29,6 @@ use latchkey_core::store::{
     SessionStore, StoreError, StoredSigningKey, UserStore,
 };
 use latchkey_core::time::Timestamp;
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous as DriverSynchronous,
@@ -42,10 +41,8 @@ use crate::convert::{
     KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
+use crate::migrations;
 use refresh_lane::RefreshLane;
-
-/// The SQLite schema migrations, embedded in the binary.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,7 +146,12 @@ impl SqliteStore {
 
     /// Apply the embedded schema migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await.map_err(map_migrate_error)
+        migrations::SQLITE
+            .migrator()
+            .await?
+            .run(&self.writer)
+            .await
+            .map_err(map_migrate_error)
     }
 
     /// Close all connections, waiting for running operations to finish. Later calls
