@@ -3,9 +3,18 @@
 //! A refresh reads the presented token's state, then rotates it. Both requests go to one
 //! thread that owns one SQLite connection (rusqlite, prepared statements cached). The
 //! thread takes every request waiting, answers the reads at once, then applies all the
-//! waiting rotations in one `BEGIN IMMEDIATE` transaction with one WAL sync (group
-//! commit) and answers each rotation only after the commit, so an acknowledged rotation
-//! is as durable as the `synchronous` setting makes any commit.
+//! waiting rotations in one `BEGIN IMMEDIATE` transaction (group commit).
+//!
+//! Durability: at `synchronous=FULL` (the default) a rotation is answered only after the
+//! WAL holding it has been synced. The lane commits at `NORMAL` (no sync) and hands the
+//! batch's answers to a second thread, which syncs the WAL file and then answers; the
+//! lane meanwhile serves the next reads and batch. So the sync no longer stalls the
+//! refresh path, and a sync covers every batch committed before it. What this allows:
+//! another request can read a rotation before it is durable (a concurrent refresh of
+//! the same token then gets the grace-window replay, or reuse detection). If power is
+//! lost before the sync, that rotation is undone and its successor is unknown: its
+//! holder must log in again. Nothing is ever accepted that was not issued. A failed sync
+//! stops the lane: every later refresh is refused as unavailable until restart.
 //!
 //! Why a thread and not the sqlx pools: each sqlx statement is a round trip to a worker
 //! thread, so a batch of `n` rotations cost `n + 2` hops and every read another one; here
@@ -17,8 +26,11 @@
 //! not a refresh). SQLite's write lock serializes the two, as it serializes processes
 //! sharing the file: each takes it with `BEGIN IMMEDIATE` and waits `busy_timeout`.
 
-use std::path::Path;
-use std::sync::mpsc;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use latchkey_core::model::{RefreshState, RefreshTokenRecord, Session};
@@ -102,14 +114,15 @@ impl RefreshLane {
         busy_timeout: Duration,
         synchronous: SqliteSynchronous,
     ) -> Result<Self, StoreError> {
-        let conn = open(path, busy_timeout, synchronous)?;
+        let conn = open(path, busy_timeout)?;
+        let answers = match synchronous {
+            SqliteSynchronous::Normal => Answers::AtCommit,
+            SqliteSynchronous::Full => Answers::after_sync(&wal_path(path))?,
+        };
         let (requests, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("latchkey-sqlite-refresh".to_owned())
-            .spawn(move || serve(conn, &queue))
-            .map_err(|e| {
-                StoreError::Internal(format!("cannot start the SQLite refresh thread: {e}"))
-            })?;
+        spawn("latchkey-sqlite-refresh", move || {
+            serve(conn, answers, &queue)
+        })?;
         Ok(Self { requests })
     }
 
@@ -155,22 +168,145 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the SQLite refresh lane has stopped".to_owned())
 }
 
-fn open(
-    path: &Path,
-    busy_timeout: Duration,
-    synchronous: SqliteSynchronous,
-) -> Result<Connection, StoreError> {
-    let level = match synchronous {
-        SqliteSynchronous::Full => "FULL",
-        SqliteSynchronous::Normal => "NORMAL",
-    };
+fn sync_failed() -> StoreError {
+    StoreError::Unavailable(
+        "syncing the SQLite WAL failed; refreshes are refused until restart".to_owned(),
+    )
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|e| StoreError::Internal(format!("cannot start thread {name}: {e}")))
+}
+
+/// The WAL file SQLite keeps next to the database file while any connection is open.
+fn wal_path(database: &Path) -> PathBuf {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// A rotation's caller and its outcome, to be sent once the batch is durable.
+type Answer = (
+    oneshot::Sender<Result<RotateOutcome, StoreError>>,
+    Result<RotateOutcome, StoreError>,
+);
+
+/// When a committed batch's callers hear of their outcomes.
+enum Answers {
+    /// At once (`synchronous=NORMAL`: no sync is promised).
+    AtCommit,
+    /// After the sync thread has synced the WAL (`synchronous=FULL`).
+    AfterSync {
+        batches: mpsc::Sender<Vec<Answer>>,
+        syncer: JoinHandle<()>,
+        failed: Arc<AtomicBool>,
+    },
+}
+
+impl Answers {
+    fn after_sync(wal: &Path) -> Result<Self, StoreError> {
+        // Any descriptor of the file syncs it. It exists: the lane's connection is open
+        // in WAL mode, and SQLite removes it only when the last connection closes.
+        let wal = File::open(wal).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open the SQLite WAL file: {}", e.kind()))
+        })?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let (batches, queue) = mpsc::channel();
+        let syncer = {
+            let failed = Arc::clone(&failed);
+            spawn("latchkey-sqlite-sync", move || {
+                sync_then_answer(&wal, &queue, &failed)
+            })?
+        };
+        Ok(Self::AfterSync {
+            batches,
+            syncer,
+            failed,
+        })
+    }
+
+    /// Whether a sync has failed: nothing more may be served.
+    fn failed(&self) -> bool {
+        match self {
+            Self::AtCommit => false,
+            Self::AfterSync { failed, .. } => failed.load(Ordering::Acquire),
+        }
+    }
+
+    fn send(&self, answers: Vec<Answer>) {
+        match self {
+            Self::AtCommit => answer_all(answers),
+            Self::AfterSync { batches, .. } => {
+                if let Err(mpsc::SendError(answers)) = batches.send(answers) {
+                    // The sync thread is gone, so these cannot be made durable.
+                    for (reply, _) in answers {
+                        let _ = reply.send(Err(sync_failed()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answer everything handed over so far, then stop the sync thread.
+    fn finish(self) {
+        if let Self::AfterSync {
+            batches, syncer, ..
+        } = self
+        {
+            drop(batches);
+            // A panicked sync thread has dropped its callers' answers: they hear "stopped".
+            let _ = syncer.join();
+        }
+    }
+}
+
+fn answer_all(answers: Vec<Answer>) {
+    for (reply, outcome) in answers {
+        // A caller that went away (request cancelled) needs no answer.
+        let _ = reply.send(outcome);
+    }
+}
+
+/// The sync thread: take every committed batch waiting, sync the WAL once, answer them.
+fn sync_then_answer(wal: &File, queue: &mpsc::Receiver<Vec<Answer>>, failed: &AtomicBool) {
+    while let Ok(mut answers) = queue.recv() {
+        while let Ok(more) = queue.try_recv() {
+            answers.extend(more);
+        }
+        if failed.load(Ordering::Acquire) {
+            answers.into_iter().for_each(|(reply, _)| {
+                let _ = reply.send(Err(sync_failed()));
+            });
+            continue;
+        }
+        match wal.sync_all() {
+            Ok(()) => answer_all(answers),
+            Err(e) => {
+                // After a failed sync the kernel may have dropped the pages: what was
+                // committed may be lost, and a later sync would not say so. Fail closed.
+                failed.store(true, Ordering::Release);
+                tracing::error!(error = %e, "syncing the SQLite WAL failed; refusing refreshes until restart");
+                answers.into_iter().for_each(|(reply, _)| {
+                    let _ = reply.send(Err(sync_failed()));
+                });
+            }
+        }
+    }
+}
+
+/// The lane's connection. It commits at `synchronous=NORMAL` whatever the setting:
+/// at `FULL` the sync thread syncs instead (see the module documentation).
+fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
     // The thread owns the connection, so SQLite's per-connection mutex is not needed.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(map_rusqlite_error)?;
     let mode = (|| {
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "synchronous", level)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         conn.pragma_query_value(None, "journal_mode", |row| row.get::<_, String>(0))
     })()
@@ -186,7 +322,7 @@ fn open(
 }
 
 /// The lane thread: serve batches until closed or every handle is gone.
-fn serve(mut conn: Connection, queue: &mpsc::Receiver<Request>) {
+fn serve(mut conn: Connection, answers: Answers, queue: &mpsc::Receiver<Request>) {
     let mut rotations = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         let mut close = None;
@@ -196,8 +332,13 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Request>) {
             taken += 1;
             match request {
                 Request::State { lookup, reply } => {
+                    let state = if answers.failed() {
+                        Err(sync_failed())
+                    } else {
+                        read_state(&conn, &lookup)
+                    };
                     // A caller that went away (request cancelled) needs no answer.
-                    let _ = reply.send(read_state(&conn, &lookup));
+                    let _ = reply.send(state);
                 }
                 Request::Rotate { rotation, reply } => rotations.push((rotation, reply)),
                 Request::Close { done } => {
@@ -209,18 +350,23 @@ fn serve(mut conn: Connection, queue: &mpsc::Receiver<Request>) {
                 next = queue.try_recv().ok();
             }
         }
-        if !rotations.is_empty() {
-            let outcomes = commit_rotations(&mut conn, rotations.iter().map(|(r, _)| r));
-            for ((_, reply), outcome) in rotations.drain(..).zip(outcomes) {
-                let _ = reply.send(outcome);
+        if answers.failed() {
+            for (_, reply) in rotations.drain(..) {
+                let _ = reply.send(Err(sync_failed()));
             }
+        } else if !rotations.is_empty() {
+            let outcomes = commit_rotations(&mut conn, rotations.iter().map(|(r, _)| r));
+            let batch = rotations.drain(..).map(|(_, reply)| reply).zip(outcomes);
+            answers.send(batch.collect());
         }
         if let Some(done) = close {
+            answers.finish();
             drop(conn);
             let _ = done.send(());
             return;
         }
     }
+    answers.finish();
 }
 
 /// Apply the rotations in one transaction. A conflict fails its own statement and

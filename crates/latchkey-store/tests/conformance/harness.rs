@@ -11,6 +11,7 @@ use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{
     open, Backend, BackendSettings, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore,
+    SqliteSynchronous,
 };
 use uuid::Uuid;
 
@@ -35,21 +36,29 @@ enum Concrete {
 impl Harness {
     /// A migrated SQLite store on a new file.
     pub(crate) async fn sqlite() -> Self {
-        Self::connect(TestDatabase::sqlite().expect("create a temporary directory")).await
+        let db = TestDatabase::sqlite().expect("create a temporary directory");
+        Self::connect(db, SqliteSynchronous::Full).await
+    }
+
+    /// A migrated SQLite store on a new file, at `synchronous=NORMAL`.
+    pub(crate) async fn sqlite_normal() -> Self {
+        let db = TestDatabase::sqlite().expect("create a temporary directory");
+        Self::connect(db, SqliteSynchronous::Normal).await
     }
 
     /// A migrated PostgreSQL store on a new database, or `None` if the test must skip.
     pub(crate) async fn postgres() -> Option<Self> {
-        Some(Self::connect(TestDatabase::postgres().await?).await)
+        Some(Self::connect(TestDatabase::postgres().await?, SqliteSynchronous::Full).await)
     }
 
     /// Connect with the backend's own `connect` and `migrate` (the other stores of a
     /// case come from [`latchkey_store::open`], so both paths are exercised).
-    async fn connect(db: TestDatabase) -> Self {
+    async fn connect(db: TestDatabase, synchronous: SqliteSynchronous) -> Self {
         let (store, concrete): (Arc<dyn Store>, Concrete) = match db.backend() {
             Backend::Sqlite => {
                 let settings = SqliteSettings {
                     max_connections: POOL_SIZE,
+                    synchronous,
                     ..SqliteSettings::default()
                 };
                 let store = SqliteStore::connect(db.url(), settings)

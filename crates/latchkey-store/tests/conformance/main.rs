@@ -1,5 +1,6 @@
 //! The backend conformance suite: every case in `cases` is written once against
-//! `Arc<dyn Store>` and instantiated by [`conformance!`] for SQLite and for PostgreSQL,
+//! `Arc<dyn Store>` and instantiated by [`conformance!`] for SQLite (at both durability
+//! levels) and for PostgreSQL,
 //! so the two backends must agree on every observable behaviour.
 //!
 //! PostgreSQL cases each get their own fresh database (see
@@ -20,6 +21,18 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let harness = crate::harness::Harness::sqlite().await;
+                    crate::cases::$case(harness).await;
+                }
+            )+
+        }
+
+        /// The cases against SQLite at `synchronous=NORMAL`, where the refresh lane
+        /// answers rotations at commit instead of after its own WAL sync.
+        mod sqlite_normal {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let harness = crate::harness::Harness::sqlite_normal().await;
                     crate::cases::$case(harness).await;
                 }
             )+
