@@ -717,7 +717,7 @@ async fn latchkey_runs(
     eprintln!("  Argon2id on the server core: {:.1} ms", facts.argon2_ms);
     bench
         .once(&latchkey, Scenario::Login, LOGIN_CONNECTIONS, async {
-            Ok(scenarios::logins(target, &users, LOGIN_CONNECTIONS, timing).await)
+            Ok(scenarios::logins(target, &users, LOGIN_CONNECTIONS, timing.for_logins()).await)
         })
         .await?;
     let (flood, peak, samples) = bench
@@ -728,7 +728,7 @@ async fn latchkey_runs(
                 &users,
                 FLOOD_LOGIN_CONNECTIONS,
                 FLOOD_REFRESH_CLIENTS,
-                timing,
+                timing.for_logins(),
             ),
         )
         .await?;
@@ -794,7 +794,7 @@ async fn peer_runs(
     if full {
         bench
             .once(&peer, Scenario::Login, LOGIN_CONNECTIONS, async {
-                Ok(scenarios::logins(target, &users, LOGIN_CONNECTIONS, timing).await)
+                Ok(scenarios::logins(target, &users, LOGIN_CONNECTIONS, timing.for_logins()).await)
             })
             .await?;
         let who = format!("peer {alg} KEYOBJ={}", u8::from(keyobj));

@@ -34,6 +34,15 @@ pub(crate) struct Timing {
 }
 
 impl Timing {
+    /// The timing for scenarios bound by password hashing, which complete a few dozen
+    /// requests a second (and queued logins wait seconds): at least 6 s measured.
+    pub(crate) fn for_logins(self) -> Self {
+        Self {
+            duration: self.duration.max(Duration::from_secs(6)),
+            ..self
+        }
+    }
+
     fn window(self) -> Window {
         Window::starting_now(self.warmup, self.duration)
     }
