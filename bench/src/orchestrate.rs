@@ -55,7 +55,7 @@ pub(crate) struct AllOptions {
     /// The ES256 comparison with the ceiling, which no target depends on, runs once.
     #[arg(long)]
     rounds: Option<usize>,
-    /// Users registered up front for the mixed scenario [default: 200].
+    /// Users registered up front for the mixed scenario [default: 100].
     #[arg(long)]
     users: Option<usize>,
     /// Users (each with a session) seeded into a store for the refresh rerun; 0 skips it
@@ -139,7 +139,7 @@ pub(crate) fn run(options: AllOptions) -> Result<()> {
             })),
         },
         rounds: options.rounds.unwrap_or(if quick { 1 } else { 3 }),
-        users: options.users.unwrap_or(if quick { 50 } else { 200 }).max(1),
+        users: options.users.unwrap_or(if quick { 50 } else { 100 }).max(1),
         seed_users: options
             .seed_users
             .unwrap_or(if quick { 50_000 } else { 1_000_000 }),
@@ -693,9 +693,17 @@ async fn latchkey_runs(
             // The EdDSA ratio is a target; ES256's is context, measured once to save time.
             if full { settings.rounds } else { 1 },
             |t| {
-            let token = token.clone();
-            async move { Ok(scenarios::protected(t, token, PROTECTED_CONNECTIONS, timing).await) }
-        },
+                let token = token.clone();
+                async move {
+                    Ok(scenarios::protected(
+                        t,
+                        token,
+                        PROTECTED_CONNECTIONS,
+                        timing.for_protected(),
+                    )
+                    .await)
+                }
+            },
         )
         .await?;
     ceiling_server.stop();
@@ -780,7 +788,10 @@ async fn peer_runs(
     let (users, token) = register_and_log_in(target, count).await?;
     bench
         .once(&peer, Scenario::Protected, PROTECTED_CONNECTIONS, async {
-            Ok(scenarios::protected(target, token, PROTECTED_CONNECTIONS, timing).await)
+            Ok(
+                scenarios::protected(target, token, PROTECTED_CONNECTIONS, timing.for_protected())
+                    .await,
+            )
         })
         .await?;
     bench
@@ -886,9 +897,12 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
             machine(),
             format!(
                 "Each server pinned to core {SERVER_CORE} (`taskset -c {SERVER_CORE}`), this load generator to core {LOAD_CORE}; \
-                 {:.1} s measured after {:.1} s warm-up per scenario; closed loop, keep-alive.",
+                 {:.1} s measured after {:.1} s warm-up per scenario (protected {:.1} s, login and login flood {:.1} s); \
+                 closed loop, keep-alive.",
                 settings.timing.duration.as_secs_f64(),
-                settings.timing.warmup.as_secs_f64()
+                settings.timing.warmup.as_secs_f64(),
+                settings.timing.for_protected().duration.as_secs_f64(),
+                settings.timing.for_logins().duration.as_secs_f64()
             ),
             format!("Load average at the start: {}.", load_average()),
         ],
