@@ -131,21 +131,24 @@ impl RefreshLane {
         &self,
         lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::State {
-            lookup: lookup.clone(),
-            reply,
-        })?;
-        answer.await.map_err(|_| stopped())?
+        let lookup = lookup.clone();
+        self.ask(|reply| Request::State { lookup, reply }).await
     }
 
-    /// Apply `rotation` in the next group commit; answers after the commit.
+    /// Apply `rotation` in the next group commit; answers once the commit is durable (at
+    /// `synchronous=FULL`, after the WAL sync that covers it).
     pub(super) async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+        let rotation = rotation.clone();
+        self.ask(|reply| Request::Rotate { rotation, reply }).await
+    }
+
+    /// Send the request `make` builds around a reply channel, and wait for the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Rotate {
-            rotation: rotation.clone(),
-            reply,
-        })?;
+        self.send(make(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
