@@ -216,6 +216,11 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
         .execute(&mut conn)
         .await?;
     conn.close().await?;
+    // Written at synchronous=OFF, so hundreds of MiB are still dirty in the page cache:
+    // write them out now, or the kernel does it during the first measured round.
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))?;
     let bulk_time = started.elapsed();
     let file_bytes = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
