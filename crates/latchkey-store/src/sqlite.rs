@@ -68,7 +68,7 @@ impl From<SqliteSynchronous> for DriverSynchronous {
 /// Connection settings of the SQLite backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteSettings {
-    /// Connections of the read pool (the writer is one extra connection).
+    /// Connections of the read pool (the writer and the refresh lane have one more each).
     pub max_connections: u32,
     /// How long an operation waits for a free connection before it fails as unavailable.
     pub acquire_timeout: Duration,
