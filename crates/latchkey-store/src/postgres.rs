@@ -32,6 +32,26 @@ use crate::convert::{
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
 
+/// The token's row, its session and the user's roles, for `refresh_state`.
+macro_rules! select_state {
+    () => {
+        "SELECT t.generation, t.issued_at, t.spent_at, \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+              JOIN users u ON u.id = s.user_id "
+    };
+}
+
+/// A token with a locator, found through the `(session_id, generation)` key and only
+/// with its hash.
+const STATE_AT_LOCATOR: &str = concat!(
+    select_state!(),
+    "WHERE t.session_id = $1 AND t.generation = $2 AND t.hash = $3"
+);
+
+/// A token from before locators, found by its hash, the primary key (migration 0002).
+const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = $1 AND t.legacy");
+
 /// Key of the transaction-level advisory lock that serialises appends to the
 /// revocation log (the bytes of "LtchRevk").
 const REVOCATION_APPEND_LOCK: i64 = 0x4c74_6368_5265_766b;
@@ -314,25 +334,17 @@ impl SessionStore for PostgresStore {
         &self,
         lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
-        // A token with a locator is found through the (session_id, generation) key, one
-        // from before locators by its hash, the primary key (migration 0002).
-        const SELECT: &str = "SELECT t.generation, t.issued_at, t.spent_at, \
-                    s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-                  JOIN users u ON u.id = s.user_id";
         let row = match lookup.locator {
             Some(at) => {
-                sqlx::query(&format!(
-                    "{SELECT} WHERE t.session_id = $1 AND t.generation = $2 AND t.hash = $3"
-                ))
-                .bind(at.session_id.as_uuid())
-                .bind(generation_to_db(at.generation))
-                .bind(lookup.hash.as_bytes().as_slice())
-                .fetch_optional(&self.pool)
-                .await
+                sqlx::query(STATE_AT_LOCATOR)
+                    .bind(at.session_id.as_uuid())
+                    .bind(generation_to_db(at.generation))
+                    .bind(lookup.hash.as_bytes().as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
             }
             None => {
-                sqlx::query(&format!("{SELECT} WHERE t.hash = $1 AND t.legacy"))
+                sqlx::query(STATE_BY_LEGACY_HASH)
                     .bind(lookup.hash.as_bytes().as_slice())
                     .fetch_optional(&self.pool)
                     .await

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::borrow::Cow;
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use latchkey_core::model::SessionId;
@@ -15,24 +16,37 @@ use latchkey_core::store::{RotateOutcome, Rotation, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{open, BackendSettings};
-use sqlx::migrate::Migrator;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{resolve_blocking, Migration, MigrationSource, Migrator};
 use sqlx::Connection;
 use uuid::Uuid;
 
 /// The migrations in `dir` up to and including `last`: the schema an older release left.
-async fn migrator_up_to(dir: &str, last: i64) -> Migrator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(dir);
-    let mut migrator = Migrator::new(path).await.unwrap();
-    let older: Vec<_> = migrator
-        .migrations
-        .iter()
-        .filter(|m| m.version <= last)
-        .cloned()
-        .collect();
-    migrator.migrations = Cow::Owned(older);
-    migrator
+#[derive(Debug)]
+struct MigrationsUpTo {
+    dir: &'static str,
+    last: i64,
+}
+
+impl MigrationSource<'static> for MigrationsUpTo {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async move {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(self.dir);
+            Ok(resolve_blocking(&path)?
+                .into_iter()
+                .map(|(migration, _)| migration)
+                .filter(|migration| migration.version <= self.last)
+                .collect())
+        })
+    }
+}
+
+async fn migrator_up_to(dir: &'static str, last: i64) -> Migrator {
+    Migrator::new(MigrationsUpTo { dir, last }).await.unwrap()
 }
 
 const LEGACY_HASH: [u8; 32] = [0x4c; 32];
