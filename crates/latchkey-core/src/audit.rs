@@ -20,11 +20,26 @@ pub enum SecurityEventKind {
     Logout,
     /// A new signing key replaced the active one.
     SigningKeyRotated,
+    /// A login from a device not seen for this user in the last 90 days.
+    NewDevice,
+    /// The user changed their password; their other sessions were revoked.
+    PasswordChanged,
+    /// An admin changed the user's roles.
+    RolesChanged,
+    /// An admin disabled the account; its sessions were revoked.
+    UserDisabled,
+    /// An admin enabled the account again.
+    UserEnabled,
+    /// An admin deleted the account.
+    UserDeleted,
+    /// An account's failed logins reached the ceiling over all networks: likely
+    /// distributed guessing.
+    LoginCeilingReached,
 }
 
 impl SecurityEventKind {
     /// Every kind, for round-trip checks.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 14] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -32,6 +47,13 @@ impl SecurityEventKind {
         Self::SessionRevoked,
         Self::Logout,
         Self::SigningKeyRotated,
+        Self::NewDevice,
+        Self::PasswordChanged,
+        Self::RolesChanged,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserDeleted,
+        Self::LoginCeilingReached,
     ];
 
     /// The stable name.
@@ -44,6 +66,13 @@ impl SecurityEventKind {
             Self::SessionRevoked => "session_revoked",
             Self::Logout => "logout",
             Self::SigningKeyRotated => "signing_key_rotated",
+            Self::NewDevice => "new_device",
+            Self::PasswordChanged => "password_changed",
+            Self::RolesChanged => "roles_changed",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::UserDeleted => "user_deleted",
+            Self::LoginCeilingReached => "login_ceiling_reached",
         }
     }
 

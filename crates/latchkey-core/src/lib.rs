@@ -4,8 +4,11 @@
 //! clock. Time comes in as a [`time::Timestamp`] parameter; storage is reached only
 //! through the traits in [`store`], implemented elsewhere.
 
+pub mod accounts;
 pub mod audit;
+pub mod device;
 pub mod keys;
+pub mod lockout;
 pub mod model;
 pub mod password;
 pub mod refresh;

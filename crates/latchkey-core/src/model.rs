@@ -210,6 +210,15 @@ pub struct User {
     pub roles: Vec<Role>,
     /// When the user was created.
     pub created_at: Timestamp,
+    /// When an admin disabled the account; `None` while it is enabled.
+    pub disabled_at: Option<Timestamp>,
+}
+
+impl User {
+    /// Whether the user may use the admin routes now: enabled and holding `admin`.
+    pub fn is_active_admin(&self) -> bool {
+        self.disabled_at.is_none() && self.roles.contains(&Role::admin())
+    }
 }
 
 /// A session: one login and the family of refresh tokens rotated from it.

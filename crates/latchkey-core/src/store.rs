@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 
 use crate::audit::SecurityEvent;
+use crate::device::Device;
 use crate::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use crate::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use crate::time::Timestamp;
@@ -39,6 +40,100 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self, after: Option<&Email>, limit: u32) -> Result<Vec<User>, StoreError>;
     /// Replace a user's roles. Returns false if there is no such user.
     async fn set_user_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError>;
+    /// Apply a change of roles or disabled state as one compare-and-set (see
+    /// [`UserUpdate`]), revoking the user's live sessions in the same transaction when
+    /// asked.
+    async fn update_user(&self, update: &UserUpdate) -> Result<UserUpdateOutcome, StoreError>;
+    /// Delete a user with their sessions, tokens and devices, revoking the live sessions
+    /// in the same transaction (so access tokens die at once). Security events keep the
+    /// user id only.
+    async fn delete_user(&self, deletion: &UserDeletion) -> Result<UserUpdateOutcome, StoreError>;
+    /// Replace a password hash if it is still `expected_hash`, revoking the user's other
+    /// live sessions in the same transaction.
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+    ) -> Result<UserUpdateOutcome, StoreError>;
+}
+
+/// The revocation of sessions as part of a larger change: when, until when their access
+/// tokens must be refused, and the event recorded once per revoked session (with its
+/// `session_id` filled in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRevocation {
+    /// The time of the revocation.
+    pub now: Timestamp,
+    /// The revocation log entries stay in force until then.
+    pub access_tokens_until: Timestamp,
+    /// The event to record per session.
+    pub event: SecurityEvent,
+}
+
+/// A user's roles and disabled state: what an admin changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAccess {
+    /// The roles.
+    pub roles: Vec<Role>,
+    /// When the account was disabled, if it is.
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// A change to a user's access, decided on `expected` (applied only if the stored
+/// user still has exactly those roles and that disabled state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUpdate {
+    /// Whose.
+    pub id: UserId,
+    /// What the decision was made on.
+    pub expected: UserAccess,
+    /// What to store.
+    pub new: UserAccess,
+    /// Refuse with [`UserUpdateOutcome::LastAdmin`] unless another enabled admin exists
+    /// (set when the change takes an enabled admin's admin rights away).
+    pub keep_an_admin: bool,
+    /// Revoke the user's live sessions too (privileges reduced).
+    pub revoke_sessions: Option<SessionRevocation>,
+}
+
+/// The deletion of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDeletion {
+    /// Whose.
+    pub id: UserId,
+    /// As in [`UserUpdate::keep_an_admin`].
+    pub keep_an_admin: bool,
+    /// The revocation of their live sessions.
+    pub revocation: SessionRevocation,
+}
+
+/// A password change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordChange {
+    /// Whose.
+    pub id: UserId,
+    /// The hash the change was decided on.
+    pub expected_hash: String,
+    /// The new hash.
+    pub new_hash: String,
+    /// The session that goes on (the one that asked); every other is revoked.
+    pub keep_session: Option<SessionId>,
+    /// The revocation of the other sessions.
+    pub revocation: SessionRevocation,
+}
+
+/// How a user change ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserUpdateOutcome {
+    /// Applied; these sessions were revoked with it.
+    Applied {
+        /// The sessions revoked.
+        revoked: Vec<SessionId>,
+    },
+    /// Nothing changed: the user is gone or changed since the decision. Re-read and
+    /// decide again.
+    Conflict,
+    /// Nothing changed: the change would leave no enabled admin.
+    LastAdmin,
 }
 
 /// The spending of one refresh token and the issuing of its successor.
@@ -54,6 +149,8 @@ pub struct Rotation {
     pub successor: RefreshTokenHash,
     /// The time of the rotation: the presented token's `spent_at`, the successor's `issued_at`.
     pub now: Timestamp,
+    /// The client's address, kept as the session's last address.
+    pub client_ip: Option<String>,
 }
 
 /// How an attempted rotation ended.
@@ -66,15 +163,62 @@ pub enum RotateOutcome {
     Conflict,
 }
 
+/// A login about to become a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The session (generation 0, unrevoked).
+    pub session: Session,
+    /// Its first refresh token.
+    pub first_token: RefreshTokenHash,
+    /// The password hash the login was checked against: the session is made only if the
+    /// user still has it and is not disabled.
+    pub password_hash: String,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The device, for the session list and new-device detection.
+    pub device: Device,
+}
+
+/// How creating a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateSessionOutcome {
+    /// Stored.
+    Created {
+        /// The user's roles as of the session's creation (for its first access token).
+        roles: Vec<Role>,
+        /// When this user last logged in from this device before now, if ever.
+        device_last_seen: Option<Timestamp>,
+    },
+    /// Nothing stored: the user is gone, disabled, or changed password meanwhile.
+    UserChanged,
+}
+
+/// A session as its owner sees it in a session list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDetails {
+    /// The session.
+    pub session: Session,
+    /// When its newest refresh token was issued: the login or the last refresh.
+    pub last_used_at: Timestamp,
+    /// The address it was made from.
+    pub client_ip: Option<String>,
+    /// The address of its last refresh (or login).
+    pub last_ip: Option<String>,
+    /// The `User-Agent` it was made with.
+    pub user_agent: Option<String>,
+    /// A readable device name.
+    pub device: String,
+}
+
 /// Sessions (refresh-token families).
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Store a new session together with its first refresh token (generation 0).
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenHash,
-    ) -> Result<(), StoreError>;
+    /// Store a new session with its first refresh token (generation 0) and note the
+    /// device, in one transaction, if the user is still as the login saw them.
+    async fn create_session(&self, new: &NewSession)
+        -> Result<CreateSessionOutcome, StoreError>;
     /// The stored token `lookup` finds, its session and its user's roles, in one read:
     /// the token at `lookup.locator` (or, without a locator, the token stored before
     /// tokens carried one) whose hash is `lookup.hash`. `None` if there is none.
@@ -97,6 +241,16 @@ pub trait SessionStore: Send + Sync {
         access_tokens_until: Timestamp,
         event: &SecurityEvent,
     ) -> Result<bool, StoreError>;
+    /// The user's unrevoked sessions, newest first.
+    async fn user_sessions(&self, user: UserId) -> Result<Vec<SessionDetails>, StoreError>;
+    /// Revoke every unrevoked session of `user` but `except`, each with its log entry and
+    /// event, in one transaction. Returns the sessions revoked.
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        revocation: &SessionRevocation,
+    ) -> Result<Vec<SessionId>, StoreError>;
 }
 
 /// What a revocation log entry revokes.
