@@ -18,9 +18,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use latchkey_core::device::Device;
 use latchkey_core::model::{Email, Password, Role, Session, SessionId, User, UserId};
 use latchkey_core::password::{HashCost, PasswordHasher};
 use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::store::NewSession;
 use latchkey_core::time::Timestamp;
 use latchkey_store::BackendSettings;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -124,6 +126,7 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
             password_hash: password_hash.clone(),
             roles: vec![Role::user()],
             created_at: now,
+            disabled_at: None,
         };
         store.insert_user(&user).await?;
         let session = Session {
@@ -134,7 +137,14 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
             revoked_at: None,
         };
         store
-            .create_session(&session, &RefreshTokenHash::from_bytes(random_hash()))
+            .create_session(&NewSession {
+                session,
+                first_token: RefreshTokenHash::from_bytes(random_hash()),
+                password_hash: password_hash.clone(),
+                client_ip: None,
+                user_agent: None,
+                device: Device::of(None, None),
+            })
             .await?;
     }
     let via_store_time = started.elapsed();

@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn names_read_like_a_user_would_say_them() {
-        assert_eq!(Device::of(Some(FIREFOX_LINUX), None).name, "Firefox on Linux");
+        assert_eq!(
+            Device::of(Some(FIREFOX_LINUX), None).name,
+            "Firefox on Linux"
+        );
         assert_eq!(Device::of(Some(CHROME_MAC), None).name, "Chrome on Mac OSX");
         assert_eq!(Device::of(Some("curl/8.5.0"), None).name, "HTTP Library");
         assert_eq!(Device::of(Some("\u{1}?"), None).name, "Unknown device");

@@ -105,8 +105,14 @@ mod tests {
         }
         let record = record.unwrap();
         assert_eq!(record.failures, 6);
-        assert_eq!(POLICY.wait(Some(&record), at(100)), Some(Duration::from_secs(2)));
-        assert_eq!(POLICY.wait(Some(&record), at(101)), Some(Duration::from_secs(1)));
+        assert_eq!(
+            POLICY.wait(Some(&record), at(100)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            POLICY.wait(Some(&record), at(101)),
+            Some(Duration::from_secs(1))
+        );
         assert_eq!(POLICY.wait(Some(&record), at(102)), None);
         assert_eq!(POLICY.wait(None, at(100)), None);
     }

@@ -217,8 +217,7 @@ pub struct SessionDetails {
 pub trait SessionStore: Send + Sync {
     /// Store a new session with its first refresh token (generation 0) and note the
     /// device, in one transaction, if the user is still as the login saw them.
-    async fn create_session(&self, new: &NewSession)
-        -> Result<CreateSessionOutcome, StoreError>;
+    async fn create_session(&self, new: &NewSession) -> Result<CreateSessionOutcome, StoreError>;
     /// The stored token `lookup` finds, its session and its user's roles, in one read:
     /// the token at `lookup.locator` (or, without a locator, the token stored before
     /// tokens carried one) whose hash is `lookup.hash`. `None` if there is none.

@@ -55,6 +55,9 @@ mod tests {
     fn rfc3339_is_utc_with_milliseconds() {
         let at = Timestamp::from_unix_millis(1_796_124_440_123);
         assert_eq!(at.to_rfc3339(), "2026-12-01T11:27:20.123Z");
-        assert_eq!(Timestamp::from_unix_millis(-5).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(-5).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

@@ -17,13 +17,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use latchkey_core::device::Device;
 use latchkey_core::model::{Email, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup, TokenLocator};
-use latchkey_core::store::{RotateOutcome, Rotation, Store};
+use latchkey_core::store::{CreateSessionOutcome, NewSession, RotateOutcome, Rotation, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{BackendSettings, SqliteSynchronous};
 use tokio::runtime::Runtime;
+
+/// The stored password hash of the benchmark user (never checked here).
+const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
 
 const CONCURRENT: u32 = 32;
 
@@ -59,10 +63,18 @@ impl Family {
             latest_generation: 0,
             revoked_at: None,
         };
-        store
-            .create_session(&session, &hash(number, 0))
+        let outcome = store
+            .create_session(&NewSession {
+                session: session.clone(),
+                first_token: hash(number, 0),
+                password_hash: PASSWORD_HASH.to_owned(),
+                client_ip: None,
+                user_agent: None,
+                device: Device::of(None, None),
+            })
             .await
             .unwrap();
+        assert!(matches!(outcome, CreateSessionOutcome::Created { .. }));
         Self {
             number,
             session: session.id,
@@ -78,6 +90,7 @@ impl Family {
             presented_generation: self.generation,
             successor: hash(self.number, self.generation + 1),
             now: now(),
+            client_ip: None,
         };
         let outcome = store.rotate(&rotation).await.unwrap();
         assert_eq!(outcome, RotateOutcome::Rotated);
@@ -103,9 +116,10 @@ async fn user(store: &dyn Store) -> UserId {
     let user = User {
         id: UserId::generate(),
         email: Email::parse("bench@example.com").unwrap(),
-        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+        password_hash: PASSWORD_HASH.into(),
         roles: vec![Role::user()],
         created_at: now(),
+        disabled_at: None,
     };
     store.insert_user(&user).await.unwrap();
     user.id

@@ -100,3 +100,28 @@ pub(crate) fn user_id_from_text(stored: &str) -> Result<UserId, StoreError> {
 pub(crate) fn session_id_from_text(stored: &str) -> Result<SessionId, StoreError> {
     uuid_from_text(stored).map(SessionId::from)
 }
+
+/// Whether two users' access is the same: the same roles in any order, and the same
+/// disabled state.
+pub(crate) fn same_access(
+    a: &latchkey_core::store::UserAccess,
+    b: &latchkey_core::store::UserAccess,
+) -> bool {
+    fn sorted(roles: &[Role]) -> Vec<&Role> {
+        let mut roles: Vec<&Role> = roles.iter().collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+    sorted(&a.roles) == sorted(&b.roles) && a.disabled_at == b.disabled_at
+}
+
+/// The event recorded for one session of a bulk revocation.
+pub(crate) fn event_for_session(
+    revocation: &latchkey_core::store::SessionRevocation,
+    session: SessionId,
+) -> latchkey_core::audit::SecurityEvent {
+    let mut event = revocation.event.clone();
+    event.session_id = Some(session);
+    event
+}

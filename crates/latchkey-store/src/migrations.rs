@@ -46,6 +46,11 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         description: "tokens by locator",
         sql: include_str!("../migrations/sqlite/0003_tokens_by_locator.sql"),
     },
+    EmbeddedMigration {
+        version: 4,
+        description: "accounts",
+        sql: include_str!("../migrations/sqlite/0004_accounts.sql"),
+    },
 ]);
 
 /// The PostgreSQL schema.
@@ -59,6 +64,11 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         version: 2,
         description: "tokens by locator",
         sql: include_str!("../migrations/postgres/0002_tokens_by_locator.sql"),
+    },
+    EmbeddedMigration {
+        version: 3,
+        description: "accounts",
+        sql: include_str!("../migrations/postgres/0003_accounts.sql"),
     },
 ]);
 

@@ -15,10 +15,12 @@ use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{
     Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
 };
-use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup};
+use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
-    SessionStore, StoreError, StoredSigningKey, UserStore,
+    AuditLog, CreateSessionOutcome, KeyStore, Maintenance, NewSession, PasswordChange,
+    RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails, SessionRevocation,
+    SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore, UserUpdate,
+    UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -31,6 +33,8 @@ use crate::convert::{
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
+
+mod accounts;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {
@@ -130,6 +134,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         password_hash: get(row, "password_hash")?,
         roles: roles_from_db(&get::<String>(row, "roles")?)?,
         created_at: ts(get(row, "created_at")?),
+        disabled_at: opt_ts(get(row, "disabled_at")?),
     })
 }
 
@@ -165,7 +170,7 @@ fn event_from_row(row: &PgRow) -> Result<SecurityEvent, StoreError> {
     })
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at";
+const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at, disabled_at";
 const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
 const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
@@ -227,14 +232,15 @@ async fn append_revocation(
 impl UserStore for PostgresStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, roles, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, email, password_hash, roles, created_at, disabled_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(user.id.as_uuid())
         .bind(user.email.as_str())
         .bind(&user.password_hash)
         .bind(roles_to_db(&user.roles))
         .bind(user.created_at.unix_millis())
+        .bind(user.disabled_at.map(Timestamp::unix_millis))
         .execute(&self.pool)
         .await
         .map_err(map_error)?;
@@ -295,39 +301,27 @@ impl UserStore for PostgresStore {
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn update_user(&self, update: &UserUpdate) -> Result<UserUpdateOutcome, StoreError> {
+        self.update_user_tx(update).await
+    }
+
+    async fn delete_user(&self, deletion: &UserDeletion) -> Result<UserUpdateOutcome, StoreError> {
+        self.delete_user_tx(deletion).await
+    }
+
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+    ) -> Result<UserUpdateOutcome, StoreError> {
+        self.change_password_tx(change).await
+    }
 }
 
 #[async_trait]
 impl SessionStore for PostgresStore {
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenHash,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(session.id.as_uuid())
-        .bind(session.user_id.as_uuid())
-        .bind(session.created_at.unix_millis())
-        .bind(generation_to_db(session.latest_generation))
-        .bind(session.revoked_at.map(Timestamp::unix_millis))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
-             VALUES ($1, $2, 0, $3, NULL)",
-        )
-        .bind(first_token.as_bytes().as_slice())
-        .bind(session.id.as_uuid())
-        .bind(session.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
+    async fn create_session(&self, new: &NewSession) -> Result<CreateSessionOutcome, StoreError> {
+        self.create_session_tx(new).await
     }
 
     async fn refresh_state(
@@ -376,12 +370,13 @@ impl SessionStore for PostgresStore {
         // Session row first: concurrent rotations of one family queue on it, and the
         // losers see the advanced generation once the winner commits.
         let advanced = sqlx::query(
-            "UPDATE sessions SET latest_generation = $1 \
+            "UPDATE sessions SET latest_generation = $1, last_ip = COALESCE($4, last_ip) \
              WHERE id = $2 AND latest_generation = $3 AND revoked_at IS NULL",
         )
         .bind(generation_to_db(successor_generation))
         .bind(session_id)
         .bind(generation_to_db(rotation.presented_generation))
+        .bind(rotation.client_ip.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
@@ -453,6 +448,19 @@ impl SessionStore for PostgresStore {
         append_revocation(&mut tx, KIND_SESSION, &id.to_string(), access_tokens_until).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
+    }
+
+    async fn user_sessions(&self, user: UserId) -> Result<Vec<SessionDetails>, StoreError> {
+        self.user_sessions_query(user).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        revocation: &SessionRevocation,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.revoke_user_sessions_tx(user, except, revocation).await
     }
 }
 

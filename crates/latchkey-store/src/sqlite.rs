@@ -15,6 +15,7 @@
 //! and changes nothing), paying one WAL sync per batch instead of one per refresh. Each
 //! caller gets its outcome only after the commit, so durability is unchanged.
 
+mod accounts;
 mod refresh_lane;
 
 use std::str::FromStr;
@@ -23,10 +24,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
-use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup};
+use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, KeyStore, Maintenance, RevocationEntry, RevocationStore, RotateOutcome, Rotation,
-    SessionStore, StoreError, StoredSigningKey, UserStore,
+    AuditLog, CreateSessionOutcome, KeyStore, Maintenance, NewSession, PasswordChange,
+    RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails, SessionRevocation,
+    SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore, UserUpdate,
+    UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
 use sqlx::sqlite::{
@@ -36,9 +39,8 @@ use sqlx::sqlite::{
 use sqlx::{Decode, Row, Sqlite, Transaction, Type};
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, opt_ts,
-    revocation_from_db, roles_from_db, roles_to_db, session_id_from_text, ts, user_id_from_text,
-    KIND_ACCESS_TOKEN, KIND_SESSION,
+    event_kind_from_db, generation_from_db, limit_to_db, opt_ts, revocation_from_db, roles_from_db,
+    roles_to_db, session_id_from_text, ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -186,6 +188,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         password_hash: get(row, "password_hash")?,
         roles: roles_from_db(&get::<String>(row, "roles")?)?,
         created_at: ts(get(row, "created_at")?),
+        disabled_at: opt_ts(get(row, "disabled_at")?),
     })
 }
 
@@ -226,7 +229,7 @@ fn event_from_row(row: &SqliteRow) -> Result<SecurityEvent, StoreError> {
     })
 }
 
-const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at";
+const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at, disabled_at";
 const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
 const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
@@ -258,14 +261,15 @@ where
 impl UserStore for SqliteStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, password_hash, roles, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, password_hash, roles, created_at, disabled_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(user.id.to_string())
         .bind(user.email.as_str())
         .bind(&user.password_hash)
         .bind(roles_to_db(&user.roles))
         .bind(user.created_at.unix_millis())
+        .bind(user.disabled_at.map(Timestamp::unix_millis))
         .execute(&self.writer)
         .await
         .map_err(map_error)?;
@@ -323,39 +327,27 @@ impl UserStore for SqliteStore {
             .map_err(map_error)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn update_user(&self, update: &UserUpdate) -> Result<UserUpdateOutcome, StoreError> {
+        self.update_user_tx(update).await
+    }
+
+    async fn delete_user(&self, deletion: &UserDeletion) -> Result<UserUpdateOutcome, StoreError> {
+        self.delete_user_tx(deletion).await
+    }
+
+    async fn change_password(
+        &self,
+        change: &PasswordChange,
+    ) -> Result<UserUpdateOutcome, StoreError> {
+        self.change_password_tx(change).await
+    }
 }
 
 #[async_trait]
 impl SessionStore for SqliteStore {
-    async fn create_session(
-        &self,
-        session: &Session,
-        first_token: &RefreshTokenHash,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(session.id.to_string())
-        .bind(session.user_id.to_string())
-        .bind(session.created_at.unix_millis())
-        .bind(generation_to_db(session.latest_generation))
-        .bind(session.revoked_at.map(Timestamp::unix_millis))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (session_id, generation, hash, issued_at) \
-             VALUES (?, 0, ?, ?)",
-        )
-        .bind(session.id.to_string())
-        .bind(first_token.as_bytes().as_slice())
-        .bind(session.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
+    async fn create_session(&self, new: &NewSession) -> Result<CreateSessionOutcome, StoreError> {
+        self.create_session_tx(new).await
     }
 
     async fn refresh_state(
@@ -412,6 +404,19 @@ impl SessionStore for SqliteStore {
         insert_event(&mut *tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
+    }
+
+    async fn user_sessions(&self, user: UserId) -> Result<Vec<SessionDetails>, StoreError> {
+        self.user_sessions_query(user).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        revocation: &SessionRevocation,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        self.revoke_user_sessions_tx(user, except, revocation).await
     }
 }
 

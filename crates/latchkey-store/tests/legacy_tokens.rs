@@ -84,6 +84,7 @@ async fn legacy_token_works_after_upgrade(store: Arc<dyn Store>, session_id: Ses
         presented_generation: 0,
         successor: RefreshTokenHash::from_bytes(successor),
         now: Timestamp::from_unix_millis(CREATED_AT + 60_000),
+        client_ip: None,
     };
     assert_eq!(
         store.rotate(&rotation).await.unwrap(),

@@ -77,11 +77,11 @@ const STATE_AT_LOCATOR: &str = concat!(
 /// A token from before locators is found through the legacy hash index (migration 0003).
 const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = ?1 AND t.legacy = 1");
 
-/// One rotation as one statement: the `rotations` view's trigger (migrations 0002, 0003)
-/// checks the compare-and-set and applies it, or raises [`ROTATION_CONFLICT`].
+/// One rotation as one statement: the `rotations` view's trigger (migrations 0002, 0003,
+/// 0004) checks the compare-and-set and applies it, or raises [`ROTATION_CONFLICT`].
 const INSERT_ROTATION: &str = "INSERT INTO rotations (session_id, presented_hash, \
-     presented_generation, successor_hash, successor_generation, rotated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     presented_generation, successor_hash, successor_generation, rotated_at, client_ip) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /// The handle through which the store sends the lane its requests. Dropping the last
 /// handle (or [`RefreshLane::close`]) stops the thread once the queue is empty.
@@ -407,6 +407,7 @@ fn apply_rotation(conn: &Connection, rotation: &Rotation) -> Result<RotateOutcom
             rotation.successor.as_bytes().as_slice(),
             generation_to_db(successor_generation),
             rotation.now.unix_millis(),
+            rotation.client_ip.as_deref(),
         ])
     });
     match applied {

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
+use latchkey_core::device::Device;
 use latchkey_core::model::{Email, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::{RefreshTokenHash, RefreshTokenLookup, TokenLocator};
-use latchkey_core::store::{Rotation, Store};
+use latchkey_core::store::{CreateSessionOutcome, NewSession, Rotation, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_store::testing::TestDatabase;
 use latchkey_store::{
@@ -159,6 +160,7 @@ pub(crate) fn new_user(email: &str) -> User {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
         roles: vec![Role::user()],
         created_at: t(1_000),
+        disabled_at: None,
     }
 }
 
@@ -184,10 +186,21 @@ pub(crate) async fn stored_session(
         revoked_at: None,
     };
     let first = random_hash();
-    store
-        .create_session(&session, &first)
+    let outcome = store
+        .create_session(&NewSession {
+            session: session.clone(),
+            first_token: first.clone(),
+            password_hash: user.password_hash.clone(),
+            client_ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("conformance/1.0".to_owned()),
+            device: Device::of(Some("conformance/1.0"), None),
+        })
         .await
         .expect("create session");
+    assert!(
+        matches!(outcome, CreateSessionOutcome::Created { .. }),
+        "{outcome:?}"
+    );
     let first = located(session.id, 0, first);
     (session, first)
 }

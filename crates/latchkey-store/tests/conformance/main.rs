@@ -54,6 +54,16 @@ macro_rules! conformance {
 }
 
 conformance! {
+    // accounts
+    create_session_notes_the_device,
+    create_session_refuses_a_changed_user,
+    rotation_keeps_the_last_address_and_use,
+    revoke_user_sessions_spares_the_one_kept,
+    update_user_is_a_compare_and_set,
+    the_last_enabled_admin_is_kept,
+    concurrent_demotions_leave_an_admin,
+    delete_user_takes_sessions_and_keeps_events,
+    change_password_revokes_the_other_sessions,
     // users
     user_insert_and_lookup,
     duplicate_email_is_email_taken,

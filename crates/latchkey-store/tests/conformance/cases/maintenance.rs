@@ -15,6 +15,7 @@ pub(crate) async fn purge_expired_removes_expired_entries_and_old_sessions(h: Ha
         presented_generation: 0,
         successor: random_hash(),
         now: t(1_500),
+        client_ip: None,
     };
     assert_eq!(
         h.store.rotate(&rotation).await.unwrap(),
@@ -75,6 +76,7 @@ pub(crate) async fn data_survives_reopening(mut h: Harness) {
         presented_generation: 0,
         successor: random_hash(),
         now: t(2_000),
+        client_ip: None,
     };
     assert_eq!(
         h.store.rotate(&rotation).await.unwrap(),

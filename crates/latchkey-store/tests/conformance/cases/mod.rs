@@ -1,5 +1,6 @@
 //! The conformance cases, one `async fn(Harness)` each, backend-neutral.
 
+mod accounts;
 mod audit;
 mod keys;
 mod maintenance;
@@ -7,6 +8,7 @@ mod revocations;
 mod sessions;
 mod users;
 
+pub(crate) use accounts::*;
 pub(crate) use audit::*;
 pub(crate) use keys::*;
 pub(crate) use maintenance::*;

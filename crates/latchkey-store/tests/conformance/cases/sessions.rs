@@ -24,6 +24,7 @@ fn rotation(
         presented_generation: generation,
         successor: random_hash(),
         now: t(now),
+        client_ip: None,
     }
 }
 
