@@ -248,7 +248,6 @@ async fn start_latchkey(
         .env("LATCHKEY_COOKIE_SECURE", "false")
         .env("LATCHKEY_RATE_REGISTER_PER_IP", generous)
         .env("LATCHKEY_RATE_LOGIN_PER_IP", generous)
-        .env("LATCHKEY_RATE_LOGIN_PER_ACCOUNT", generous)
         .env("LATCHKEY_RATE_REFRESH_PER_IP", generous)
         .env("LATCHKEY_RATE_REFRESH_PER_ACCOUNT", generous)
         .envs(extra.iter().copied());

@@ -50,6 +50,17 @@ pub enum RotationDecision {
     Reject(RefreshRejection),
 }
 
+/// Whether an unrevoked session made at `created_at`, whose newest token was issued at
+/// `last_used_at`, can still be refreshed at `now` (the same lifetimes [`decide`] applies).
+pub fn session_is_live(
+    created_at: Timestamp,
+    last_used_at: Timestamp,
+    now: Timestamp,
+    policy: &RotationPolicy,
+) -> bool {
+    now < created_at.plus(policy.session_lifetime) && now < last_used_at.plus(policy.idle_ttl)
+}
+
 /// Decide what a presented refresh token leads to.
 ///
 /// `stored` is the token's record and its session as the store holds them, or `None` if
@@ -283,5 +294,28 @@ mod tests {
             decide(Some((&t, &s)), at(end + SEC), &POLICY),
             RotationDecision::ReuseDetected
         );
+    }
+}
+
+#[cfg(test)]
+mod liveness_tests {
+    use super::*;
+
+    const POLICY: RotationPolicy = RotationPolicy {
+        idle_ttl: Duration::from_secs(100),
+        session_lifetime: Duration::from_secs(1000),
+        reuse_grace: Duration::from_secs(10),
+    };
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_unix_millis(secs * 1000)
+    }
+
+    #[test]
+    fn a_session_lives_until_idle_or_absolute_expiry() {
+        assert!(session_is_live(at(0), at(0), at(99), &POLICY));
+        assert!(!session_is_live(at(0), at(0), at(100), &POLICY));
+        assert!(session_is_live(at(0), at(950), at(999), &POLICY));
+        assert!(!session_is_live(at(0), at(950), at(1000), &POLICY));
     }
 }

@@ -14,10 +14,11 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::hashing::HashPool;
 use crate::http::{self, AppState, WebSettings};
-use crate::ratelimit::{LocalRateLimiter, RateLimiter};
+use crate::login_failures::{LocalFailures, RedisFailures};
+use crate::ratelimit::LocalRateLimiter;
 use crate::redis_link::{RedisLink, RedisRateLimiter};
 use crate::revocation::RevocationFanout;
-use crate::service::{AuthService, ServicePolicy};
+use crate::service::{AuthService, Collaborators, ServicePolicy};
 use crate::{clock, service::AuthError};
 
 /// Why the server could not start.
@@ -79,16 +80,22 @@ async fn build_service_with(
         f64::from(config.hash_cpu_share) / 100.0,
     )
     .map_err(StartError::Threads)?;
-    let (limiter, fanout): (Arc<dyn RateLimiter>, Option<Arc<dyn RevocationFanout>>) = match &redis
-    {
-        Some(link) => (
-            Arc::new(RedisRateLimiter::new(link.clone())),
-            Some(link.clone()),
-        ),
-        None => (Arc::new(LocalRateLimiter::default()), None),
+    let collaborators = match &redis {
+        Some(link) => Collaborators {
+            limiter: Arc::new(RedisRateLimiter::new(link.clone())),
+            failures: Arc::new(RedisFailures::new(link.clone())),
+            fanout: Some(link.clone() as Arc<dyn RevocationFanout>),
+            hashing,
+        },
+        None => Collaborators {
+            limiter: Arc::new(LocalRateLimiter::default()),
+            failures: Arc::new(LocalFailures::default()),
+            fanout: None,
+            hashing,
+        },
     };
     let policy = ServicePolicy::from_config(config);
-    let service = AuthService::start(store, policy, limiter, fanout, hashing).await?;
+    let service = AuthService::start(store, policy, collaborators).await?;
     Ok((Arc::new(service), redis))
 }
 

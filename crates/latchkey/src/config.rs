@@ -149,9 +149,16 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_HSTS", default_value = "max-age=31536000")]
     pub hsts: String,
 
-    /// Take the client IP from the last `X-Forwarded-For` entry. Only behind a proxy
-    /// that sets it; otherwise clients could pick their own rate-limit bucket.
-    #[arg(long, env = "LATCHKEY_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    /// The proxies in front of Latchkey, whose `X-Forwarded-For` entries are believed:
+    /// a hop count (`1`: one proxy, the client is the last entry) or a comma-separated
+    /// list of addresses and CIDRs (`10.0.0.0/8,192.168.1.7`: the client is the
+    /// right-most entry that is not one of them). Unset: the socket address only.
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<TrustedProxies>,
+
+    /// Replaced by `LATCHKEY_TRUSTED_PROXIES` (set it to `1` for one proxy); refused when
+    /// true, so an upgrade cannot silently change whose address is used.
+    #[arg(long, env = "LATCHKEY_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set, hide = true)]
     pub trust_forwarded_for: bool,
 
     /// Registrations per client IP.
@@ -162,9 +169,20 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_IP", default_value = "30/1m")]
     pub rate_login_per_ip: RateSpec,
 
-    /// Login attempts per account (e-mail address), successful or not.
-    #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_ACCOUNT", default_value = "10/5m")]
-    pub rate_login_per_account: RateSpec,
+    /// Failed logins to one account from one client network (IPv4 /24, IPv6 /64)
+    /// before each further attempt from there waits: 1 s, then 2 s, 4 s, ... A success
+    /// resets it; an attacker elsewhere cannot lock the owner out.
+    #[arg(long, env = "LATCHKEY_LOGIN_FREE_FAILURES", default_value_t = 5)]
+    pub login_free_failures: u32,
+
+    /// The longest wait the login back-off imposes.
+    #[arg(long, env = "LATCHKEY_LOGIN_BACKOFF_CAP", default_value = "15m")]
+    pub login_backoff_cap: HumanDuration,
+
+    /// Failed logins to one account from all networks together before every attempt on
+    /// it waits as above (distributed guessing); reaching it is a security event.
+    #[arg(long, env = "LATCHKEY_LOGIN_ACCOUNT_CEILING", default_value_t = 100)]
+    pub login_account_ceiling: u32,
 
     /// Refreshes per client IP.
     #[arg(long, env = "LATCHKEY_RATE_REFRESH_PER_IP", default_value = "600/1m")]
@@ -212,6 +230,46 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
+}
+
+/// Which proxies' `X-Forwarded-For` entries to believe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedProxies {
+    /// This many proxies stand in front of Latchkey: the client is the entry this many
+    /// places from the right of the chain (`X-Forwarded-For` entries, then the socket
+    /// address).
+    Hops(u8),
+    /// Proxies at these networks: the client is the right-most address of the chain that
+    /// is not one of them.
+    Networks(Vec<ipnet::IpNet>),
+}
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(hops) = s.parse::<u8>() {
+            return match hops {
+                1..=16 => Ok(Self::Hops(hops)),
+                _ => Err(format!("{s:?}: a hop count must be 1 to 16")),
+            };
+        }
+        let networks = s
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<ipnet::IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{part:?}: expected an address or CIDR such as 10.0.0.0/8"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if networks.is_empty() {
+            return Err("expected a hop count or a list of addresses and CIDRs".to_owned());
+        }
+        Ok(Self::Networks(networks))
+    }
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
@@ -302,6 +360,19 @@ impl Config {
             return fail(
                 "LATCHKEY_REVOCATION_FEED_SECRET",
                 "must be at least 32 bytes",
+            );
+        }
+        if self.trust_forwarded_for {
+            return fail(
+                "LATCHKEY_TRUST_FORWARDED_FOR",
+                "is replaced by LATCHKEY_TRUSTED_PROXIES (a hop count such as 1, or proxy CIDRs)",
+            );
+        }
+        if self.login_free_failures == 0 || self.login_account_ceiling < self.login_free_failures
+        {
+            return fail(
+                "LATCHKEY_LOGIN_FREE_FAILURES/LATCHKEY_LOGIN_ACCOUNT_CEILING",
+                "free failures must be at least 1, and the account ceiling at least as many",
             );
         }
         if self.hash_queue == 0 {

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod hashing;
 pub mod http;
+pub mod login_failures;
 pub mod ratelimit;
 pub mod redis_link;
 pub mod revocation;

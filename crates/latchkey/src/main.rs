@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
             command: KeysCommand::List,
         } => {
             let service = latchkey::app::build_service(&cli.config).await?;
-            for key in service.store().signing_keys().await? {
+            for key in service.signing_keys().await? {
                 let state = match key.retired_at {
                     None => "active".to_owned(),
                     Some(at) => format!("retired at {}", at.unix_seconds()),

@@ -105,7 +105,7 @@ impl RedisLink {
     }
 
     /// Run one command with a timeout, recording health.
-    async fn run<T, F, Fut>(&self, op: F) -> Option<T>
+    pub(crate) async fn run<T, F, Fut>(&self, op: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,

@@ -1,14 +1,17 @@
-//! The `/admin/*` routes, for callers with the `admin` role.
+//! The `/admin/*` routes, for callers with the `admin` role: users, their sessions, the
+//! audit log, key rotation. Thin: each calls one service method.
 
-use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use latchkey_core::model::{Email, UserId};
+use axum::{extract::State, Json, Router};
+use latchkey_core::accounts::AccessChange;
+use latchkey_core::model::Role;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::Admin;
+use super::extract::{Admin, JsonBody, PathParam, QueryParams};
 use super::AppState;
 use crate::service::{AuthError, RequestContext};
 
@@ -16,6 +19,14 @@ use crate::service::{AuthError, RequestContext};
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/users", get(list_users))
+        .route(
+            "/admin/users/{id}",
+            get(show_user).patch(change_user).delete(delete_user),
+        )
+        .route(
+            "/admin/users/{id}/sessions",
+            get(user_sessions).delete(revoke_user_sessions),
+        )
         .route("/admin/security-events", get(security_events))
         .route("/admin/keys/rotate", post(rotate_keys))
 }
@@ -29,32 +40,83 @@ struct Page {
 async fn list_users(
     State(state): State<AppState>,
     _: Admin,
-    Query(page): Query<Page>,
+    QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let after = page
-        .after
-        .as_deref()
-        .map(Email::parse)
+    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let page = state
+        .service
+        .list_users(page.after.as_deref(), limit)
+        .await?;
+    Ok(Json(json!(page)))
+}
+
+async fn show_user(
+    State(state): State<AppState>,
+    _: Admin,
+    PathParam(id): PathParam,
+) -> Result<Json<Value>, ApiError> {
+    let user = state.service.user(&id).await?;
+    let sessions = state.service.sessions_of_user(&id).await?;
+    Ok(Json(json!({ "user": user, "sessions": sessions })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    roles: Option<Vec<String>>,
+    disabled: Option<bool>,
+}
+
+async fn change_user(
+    State(state): State<AppState>,
+    _: Admin,
+    ctx: RequestContext,
+    PathParam(id): PathParam,
+    JsonBody(body): JsonBody<UserChange>,
+) -> Result<Json<Value>, ApiError> {
+    let roles = body
+        .roles
+        .map(|roles| roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>())
         .transpose()
         .map_err(AuthError::from)?;
-    let limit = page.limit.unwrap_or(50).clamp(1, 500);
-    let users = state
+    let change = AccessChange {
+        roles,
+        disabled: body.disabled,
+    };
+    let user = state.service.change_user(&id, change, &ctx).await?;
+    Ok(Json(json!({ "user": user })))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    _: Admin,
+    ctx: RequestContext,
+    PathParam(id): PathParam,
+) -> Result<Response, ApiError> {
+    state.service.delete_user(&id, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn user_sessions(
+    State(state): State<AppState>,
+    _: Admin,
+    PathParam(id): PathParam,
+) -> Result<Json<Value>, ApiError> {
+    let sessions = state.service.sessions_of_user(&id).await?;
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    _: Admin,
+    ctx: RequestContext,
+    PathParam(id): PathParam,
+) -> Result<Json<Value>, ApiError> {
+    let revoked = state
         .service
-        .store()
-        .list_users(after.as_ref(), limit)
-        .await
-        .map_err(AuthError::from)?;
-    let next = (users.len() == limit as usize)
-        .then(|| users.last().map(|u| u.email.to_string()))
-        .flatten();
-    let users: Vec<Value> = users
-        .iter()
-        .map(|u| {
-            let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
-            json!({ "id": u.id, "email": u.email, "roles": roles, "created_at": u.created_at.unix_seconds() })
-        })
-        .collect();
-    Ok(Json(json!({ "users": users, "next": next })))
+        .revoke_sessions_of_user(&id, None, &ctx)
+        .await?;
+    Ok(Json(json!({ "revoked": revoked })))
 }
 
 #[derive(Deserialize)]
@@ -66,36 +128,13 @@ struct EventQuery {
 async fn security_events(
     State(state): State<AppState>,
     _: Admin,
-    Query(query): Query<EventQuery>,
+    QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = match query.user_id.as_deref() {
-        Some(id) => Some(
-            id.parse::<UserId>()
-                .map_err(|_| ApiError::bad_request("user_id_invalid", "user_id must be a UUID"))?,
-        ),
-        None => None,
-    };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let events = state
         .service
-        .store()
-        .recent_events(user, limit)
-        .await
-        .map_err(AuthError::from)?;
-    let events: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({
-                "at": e.at.unix_millis(),
-                "kind": e.kind.as_str(),
-                "user_id": e.user_id,
-                "session_id": e.session_id,
-                "client_ip": e.client_ip,
-                "user_agent": e.user_agent,
-                "detail": e.detail,
-            })
-        })
-        .collect();
+        .security_events(query.user_id.as_deref(), limit)
+        .await?;
     Ok(Json(json!({ "events": events })))
 }
 

@@ -1,6 +1,6 @@
 //! The `/auth/*` routes: register, login, refresh, logout, me, and the revocation feed.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,9 +11,8 @@ use serde_json::json;
 
 use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie, set_refresh_cookie};
 use super::error::ApiError;
-use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody};
+use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody, QueryParams};
 use super::{AppState, WebSettings};
-use crate::clock;
 use crate::service::{IssuedTokens, RequestContext};
 
 /// The `/auth` routes.
@@ -205,7 +204,7 @@ struct FeedQuery {
 async fn revocations(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<FeedQuery>,
+    QueryParams(query): QueryParams<FeedQuery>,
 ) -> Result<Response, ApiError> {
     let Some(secret) = state.web.revocation_feed_secret.as_deref() else {
         return Err(ApiError::new(
@@ -222,12 +221,7 @@ async fn revocations(
             "a valid feed secret is required",
         ));
     }
-    let entries = state
-        .service
-        .store()
-        .revocations_after(query.after, clock::now(), 1000)
-        .await
-        .map_err(crate::service::AuthError::from)?;
+    let entries = state.service.revocations_after(query.after).await?;
     let next = entries.last().map_or(query.after, |e| e.seq);
     let entries: Vec<_> = entries
         .into_iter()

@@ -82,6 +82,22 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials => {
                 unauthorized("invalid_credentials", "invalid e-mail address or password")
             }
+            AuthError::AccountDisabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "this account has been disabled",
+            ),
+            AuthError::SessionNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "session_not_found", "no such session")
+            }
+            AuthError::UserNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
+            }
+            AuthError::LastAdmin => Self::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "this would leave no enabled admin",
+            ),
             AuthError::Refresh(RefreshRejection::Invalid) => {
                 unauthorized("refresh_token_invalid", "the refresh token is not valid")
             }

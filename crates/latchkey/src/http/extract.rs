@@ -11,6 +11,7 @@ use latchkey_verify::{AccessClaims, TokenError};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::forwarded::client_address;
 use super::AppState;
 use crate::service::RequestContext;
 
@@ -103,19 +104,12 @@ impl FromRequestParts<AppState> for RequestContext {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let forwarded = state
-            .web
-            .trust_forwarded_for
-            .then(|| parts.headers.get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|ip| ip.trim().to_owned())
-            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+            .map(|ConnectInfo(addr)| addr.ip());
+        let client =
+            client_address(peer, &parts.headers, state.web.trusted_proxies.as_ref());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -128,9 +122,44 @@ impl FromRequestParts<AppState> for RequestContext {
                 ua[..end].to_owned()
             });
         Ok(Self {
-            client_ip: forwarded.or(peer),
+            client_ip: client.map(|ip| ip.to_canonical().to_string()),
             user_agent,
         })
+    }
+}
+
+/// A query string, refused as 400 `invalid_request` (JSON, like every error) when a
+/// value does not parse.
+#[derive(Debug)]
+pub(super) struct QueryParams<T>(pub(super) T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query).map(Self).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_request",
+                "a query parameter is missing or has the wrong type",
+            )
+        })
+    }
+}
+
+/// The one `{...}` parameter of a route's path, as text (each use case parses its own
+/// ids, so a malformed id gets the same answer as an unknown one).
+#[derive(Debug)]
+pub(super) struct PathParam(pub(super) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| ApiError::bad_request("invalid_request", "the path is not valid"))
     }
 }
 

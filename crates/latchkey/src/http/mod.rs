@@ -3,11 +3,13 @@
 //!
 //! [`router`] returns a complete `Router` that another axum application can `merge`.
 
+mod account;
 mod admin;
 mod auth;
 mod browser;
 mod error;
 mod extract;
+mod forwarded;
 
 use std::sync::Arc;
 
@@ -26,7 +28,7 @@ pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
 
-use crate::config::Config;
+use crate::config::{Config, TrustedProxies};
 use crate::hashing::HashPool;
 use crate::redis_link::RedisLink;
 use crate::service::AuthService;
@@ -45,8 +47,8 @@ pub struct WebSettings {
     pub cookie_secure: bool,
     /// Cross-origin browser origins allowed to use the cookie.
     pub allowed_origins: Vec<String>,
-    /// Take the client IP from `X-Forwarded-For`.
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` entries are believed.
+    pub trusted_proxies: Option<TrustedProxies>,
     /// Secret for the revocation feed; `None` turns the feed off.
     pub revocation_feed_secret: Option<String>,
     /// The HSTS header value, if any.
@@ -61,7 +63,7 @@ impl WebSettings {
             cookie_path: config.cookie_path.clone(),
             cookie_secure: config.cookie_secure,
             allowed_origins: config.allowed_origins.clone(),
-            trust_forwarded_for: config.trust_forwarded_for,
+            trusted_proxies: config.trusted_proxies.clone(),
             revocation_feed_secret: config.revocation_feed_secret.clone(),
             hsts: Some(config.hsts.clone())
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
@@ -86,6 +88,7 @@ pub fn router(state: AppState) -> Router {
     let hashing = state.service.hashing().clone();
     let mut router = Router::new()
         .merge(auth::router())
+        .merge(account::router())
         .merge(admin::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
@@ -182,13 +185,7 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Ready when the database answers (503 otherwise). A configured Redis that does not
 /// answer makes the server `degraded`, still ready: the database is the truth.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let database_ok = match state.service.store().ping().await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unavailable");
-            false
-        }
-    };
+    let database_ok = state.service.store_is_ready().await;
     let redis = match &state.redis {
         None => "not_configured",
         Some(link) if link.ping().await => "ok",

@@ -50,8 +50,6 @@ pub fn config_for_url(url: &str, extra: &[&str]) -> Config {
         "false",
         "--hsts",
         "max-age=63072000",
-        "--rate-login-per-account",
-        "1000/1m",
         "--rate-login-per-ip",
         "1000/1m",
         "--rate-register-per-ip",

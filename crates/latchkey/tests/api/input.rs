@@ -139,8 +139,8 @@ async fn login_floods_get_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn per_account_login_limits_hold_across_addresses() {
-    let app = spawn_app(&["--rate-login-per-account", "2/1m"]).await;
+async fn failed_logins_back_off_per_account() {
+    let app = spawn_app(&["--login-free-failures", "2"]).await;
     for _ in 0..2 {
         let r = app
             .post_json(

@@ -1,0 +1,375 @@
+//! The account's own use cases: register, log in (with the failure back-off and device
+//! tracking), change the password, and read one's own security events.
+
+use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
+use latchkey_core::device::{is_new_device, Device};
+use latchkey_core::model::{Email, InvalidInput, Password, Role, Session, SessionId, User, UserId};
+use latchkey_core::store::{
+    CreateSessionOutcome, NewSession, PasswordChange, StoreError, UserUpdateOutcome,
+};
+use latchkey_core::time::Timestamp;
+use latchkey_verify::AccessClaims;
+use serde::Serialize;
+
+use super::{AuthError, AuthService, IssuedTokens, RequestContext};
+use crate::clock;
+use crate::ratelimit::RateDecision;
+
+/// The keys a login's failures are counted under.
+struct FailureKeys {
+    /// This account from this client network.
+    network: String,
+    /// This account from anywhere: the ceiling against distributed guessing.
+    account: String,
+}
+
+impl FailureKeys {
+    fn of(email: &Email, ctx: &RequestContext) -> Self {
+        Self {
+            network: format!("login-failures:{email}:{}", ctx.network()),
+            account: format!("login-failures:{email}"),
+        }
+    }
+}
+
+/// A security event as the user (or an admin) sees it. Times are RFC 3339.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// When it happened.
+    pub at: String,
+    /// What happened (`login_succeeded`, `new_device`, `password_changed`, ...).
+    pub kind: &'static str,
+    /// Whose account, if known.
+    pub user_id: Option<UserId>,
+    /// The session concerned, if any.
+    pub session_id: Option<SessionId>,
+    /// The client's address.
+    pub client_ip: Option<String>,
+    /// The client's `User-Agent`.
+    pub user_agent: Option<String>,
+    /// A readable device name from the `User-Agent`, when there is one.
+    pub device: Option<String>,
+    /// A short detail.
+    pub detail: Option<String>,
+}
+
+impl From<SecurityEvent> for EventView {
+    fn from(event: SecurityEvent) -> Self {
+        let device = event
+            .user_agent
+            .as_deref()
+            .map(|ua| Device::of(Some(ua), None).name);
+        Self {
+            at: event.at.to_rfc3339(),
+            kind: event.kind.as_str(),
+            user_id: event.user_id,
+            session_id: event.session_id,
+            client_ip: event.client_ip,
+            user_agent: event.user_agent,
+            device,
+            detail: event.detail,
+        }
+    }
+}
+
+impl AuthService {
+    /// Create an account with the `user` role.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: String,
+        ctx: &RequestContext,
+    ) -> Result<User, AuthError> {
+        self.limit_ip("register", ctx, self.policy.limits.register_per_ip)
+            .await?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        self.limit(
+            format!("register:account:{email}"),
+            self.policy.limits.register_per_ip,
+        )
+        .await?;
+        self.create_user(email, password, vec![Role::user()], ctx)
+            .await
+    }
+
+    /// Create an account with the given roles (for the CLI and admins).
+    pub async fn create_user(
+        &self,
+        email: Email,
+        password: Password,
+        roles: Vec<Role>,
+        ctx: &RequestContext,
+    ) -> Result<User, AuthError> {
+        let _lane = self.hashing.lane();
+        if self.store.user_by_email(&email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let password_hash = self
+            .hashing
+            .run(move |hasher, memory| hasher.hash(&password, memory))
+            .await??;
+        let now = clock::now();
+        let user = User {
+            id: UserId::generate(),
+            email,
+            password_hash,
+            roles,
+            created_at: now,
+            disabled_at: None,
+        };
+        self.store.insert_user(&user).await.map_err(|e| match e {
+            StoreError::EmailTaken => AuthError::EmailTaken,
+            other => AuthError::Store(other),
+        })?;
+        let mut event = self.event(SecurityEventKind::UserRegistered, ctx, now);
+        event.user_id = Some(user.id);
+        self.record(event).await;
+        Ok(user)
+    }
+
+    /// Check credentials and start a session.
+    ///
+    /// Refused quickly, before any hashing, while the per-IP limit or the failure
+    /// back-off of this account (from this network, or from everywhere) says wait; the
+    /// answer is the same whether or not the account exists.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: String,
+        ctx: &RequestContext,
+    ) -> Result<IssuedTokens, AuthError> {
+        let _lane = self.hashing.lane();
+        if password.len() > 1024 {
+            return Err(InvalidInput::PasswordTooLong.into());
+        }
+        // An address that cannot be valid still costs a hash, like an unknown one.
+        let email = Email::parse(email).ok();
+        let keys = email.as_ref().map(|e| FailureKeys::of(e, ctx));
+        self.check_login_limits(keys.as_ref(), ctx).await?;
+        let user = match &email {
+            Some(email) => self.store.user_by_email(email).await?,
+            None => None,
+        };
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let matches = self
+            .hashing
+            .run(move |hasher, memory| {
+                hasher.verify(password.as_bytes(), stored_hash.as_deref(), memory)
+            })
+            .await?;
+        let now = clock::now();
+        let Some(user) = user.filter(|_| matches) else {
+            if let Some(keys) = &keys {
+                self.count_failure(keys, ctx, now).await;
+            }
+            let mut event = self.event(SecurityEventKind::LoginFailed, ctx, now);
+            event.detail = email.map(|e| format!("email={e}"));
+            self.record(event).await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        if user.disabled_at.is_some() {
+            return Err(AuthError::AccountDisabled);
+        }
+        if let Some(keys) = &keys {
+            self.failures.clear(&keys.network).await;
+        }
+        self.start_session(&user, ctx, now).await
+    }
+
+    /// Refuse a login while the per-IP limit or the failure back-off says wait, with the
+    /// longest of their waits.
+    async fn check_login_limits(
+        &self,
+        keys: Option<&FailureKeys>,
+        ctx: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let now = clock::now();
+        let ip_key = format!("login:ip:{}", ctx.ip_bucket());
+        let mut wait = match self
+            .limiter
+            .check(&ip_key, self.policy.limits.login_per_ip)
+            .await
+        {
+            RateDecision::Allowed => None,
+            RateDecision::Limited { retry_after } => Some(retry_after),
+        };
+        if let Some(keys) = keys {
+            let limits = &self.policy.limits;
+            let from_here = self.failures.get(&keys.network).await;
+            let anywhere = self.failures.get(&keys.account).await;
+            let backoff = [
+                limits.login_failures.wait(from_here.as_ref(), now),
+                limits
+                    .login_failures_per_account
+                    .wait(anywhere.as_ref(), now),
+            ];
+            wait = wait.into_iter().chain(backoff.into_iter().flatten()).max();
+        }
+        match wait {
+            Some(retry_after) => Err(AuthError::RateLimited { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    /// Count a failed password under both keys; the account's ceiling being reached is
+    /// an event of its own.
+    async fn count_failure(&self, keys: &FailureKeys, ctx: &RequestContext, now: Timestamp) {
+        let limits = &self.policy.limits;
+        self.failures
+            .record(&keys.network, &limits.login_failures, now)
+            .await;
+        let anywhere = self
+            .failures
+            .record(&keys.account, &limits.login_failures_per_account, now)
+            .await;
+        if anywhere.failures == limits.login_failures_per_account.free_failures {
+            tracing::warn!(
+                failures = anywhere.failures,
+                "an account reached its ceiling of failed logins; logins to it now back off"
+            );
+            let mut event = self.event(SecurityEventKind::LoginCeilingReached, ctx, now);
+            event.detail = Some(format!("failures={}", anywhere.failures));
+            self.record(event).await;
+        }
+    }
+
+    /// Store a new session for `user` (checked a moment ago), note the device, and issue
+    /// the first pair.
+    async fn start_session(
+        &self,
+        user: &User,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) -> Result<IssuedTokens, AuthError> {
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: user.id,
+            created_at: now,
+            latest_generation: 0,
+            revoked_at: None,
+        };
+        let refresh_token = self.refresh_keys.new_token(session.id);
+        let device = Device::of(
+            ctx.user_agent.as_deref(),
+            ctx.client_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        );
+        let device_name = device.name.clone();
+        let new = NewSession {
+            first_token: self.refresh_keys.hash(&refresh_token),
+            password_hash: user.password_hash.clone(),
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            device,
+            session: session.clone(),
+        };
+        let (roles, device_last_seen) = match self.store.create_session(&new).await? {
+            CreateSessionOutcome::Created {
+                roles,
+                device_last_seen,
+            } => (roles, device_last_seen),
+            // Disabled, deleted or given a new password since the check.
+            CreateSessionOutcome::UserChanged => {
+                let disabled = self
+                    .store
+                    .user_by_id(user.id)
+                    .await?
+                    .is_some_and(|u| u.disabled_at.is_some());
+                return Err(if disabled {
+                    AuthError::AccountDisabled
+                } else {
+                    AuthError::InvalidCredentials
+                });
+            }
+        };
+        let mut event = self.event(SecurityEventKind::LoginSucceeded, ctx, now);
+        event.user_id = Some(user.id);
+        event.session_id = Some(session.id);
+        event.detail = Some(device_name.clone());
+        self.record(event.clone()).await;
+        if is_new_device(device_last_seen, now) {
+            event.kind = SecurityEventKind::NewDevice;
+            self.record(event).await;
+        }
+        self.issue(user.id, &roles, session.id, refresh_token, now)
+    }
+
+    /// Change the caller's password. The session that asks goes on; every other session
+    /// of the user is revoked at once. A wrong current password counts as a failed login.
+    pub async fn change_password(
+        &self,
+        claims: &AccessClaims,
+        current_password: String,
+        new_password: String,
+        ctx: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let _lane = self.hashing.lane();
+        let (user_id, current_session) = super::sessions::caller(claims)?;
+        if current_password.len() > 1024 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let new_password = Password::parse(new_password)?;
+        let user = self
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        let keys = FailureKeys::of(&user.email, ctx);
+        self.check_login_limits(Some(&keys), ctx).await?;
+        let stored_hash = user.password_hash.clone();
+        let matches = self
+            .hashing
+            .run(move |hasher, memory| {
+                hasher.verify(current_password.as_bytes(), Some(&stored_hash), memory)
+            })
+            .await?;
+        let now = clock::now();
+        if !matches {
+            self.count_failure(&keys, ctx, now).await;
+            let mut event = self.event(SecurityEventKind::LoginFailed, ctx, now);
+            event.user_id = Some(user.id);
+            event.detail = Some("password change: wrong current password".to_owned());
+            self.record(event).await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.failures.clear(&keys.network).await;
+        let new_hash = self
+            .hashing
+            .run(move |hasher, memory| hasher.hash(&new_password, memory))
+            .await??;
+        let revocation = self.session_revocation(user.id, SecurityEventKind::SessionRevoked, ctx);
+        let change = PasswordChange {
+            id: user.id,
+            expected_hash: user.password_hash.clone(),
+            new_hash,
+            keep_session: current_session,
+            revocation,
+        };
+        match self.store.change_password(&change).await? {
+            UserUpdateOutcome::Applied { revoked } => {
+                self.revoked_in_store(&revoked, &change.revocation).await;
+                let mut event = self.event(SecurityEventKind::PasswordChanged, ctx, now);
+                event.user_id = Some(user.id);
+                event.session_id = current_session;
+                event.detail = Some(format!("other_sessions_revoked={}", revoked.len()));
+                self.record(event).await;
+                Ok(())
+            }
+            // Changed by another request meanwhile: the current password is no longer it.
+            UserUpdateOutcome::Conflict | UserUpdateOutcome::LastAdmin => {
+                Err(AuthError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// The caller's own security events, newest first.
+    pub async fn my_events(
+        &self,
+        claims: &AccessClaims,
+        limit: u32,
+    ) -> Result<Vec<EventView>, AuthError> {
+        let (user, _) = super::sessions::caller(claims)?;
+        let events = self.store.recent_events(Some(user), limit).await?;
+        Ok(events.into_iter().map(EventView::from).collect())
+    }
+}

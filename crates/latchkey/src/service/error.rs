@@ -1,0 +1,83 @@
+//! [`AuthError`]: everything that can go wrong in a use case, in domain words. The HTTP
+//! layer maps it to status and code in one place (`http/error.rs`).
+
+use std::time::Duration;
+
+use latchkey_core::keys::KeyError;
+use latchkey_core::model::InvalidInput;
+use latchkey_core::rotation::RefreshRejection;
+use latchkey_core::store::StoreError;
+use latchkey_verify::TokenError;
+
+use crate::hashing::HashJobError;
+
+/// Everything that can go wrong in a use case, in domain words.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// An input value was refused.
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidInput),
+    /// Registration with an address in use.
+    #[error("a user with this e-mail address exists already")]
+    EmailTaken,
+    /// Unknown user or wrong password (deliberately the same).
+    #[error("invalid e-mail address or password")]
+    InvalidCredentials,
+    /// The right password for a disabled account.
+    #[error("this account has been disabled")]
+    AccountDisabled,
+    /// A refresh was refused.
+    #[error("refresh refused: {0:?}")]
+    Refresh(RefreshRejection),
+    /// A spent refresh token was replayed: the session is revoked.
+    #[error("refresh token reuse detected; the session has been revoked")]
+    RefreshTokenReused,
+    /// An access token was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// No such live session of the caller (also: someone else's, so ids cannot be probed).
+    #[error("no such session")]
+    SessionNotFound,
+    /// No such user.
+    #[error("no such user")]
+    UserNotFound,
+    /// The change would leave the server without an enabled admin.
+    #[error("this would leave no enabled admin")]
+    LastAdmin,
+    /// Too many requests, or too many failed logins.
+    #[error("too many requests")]
+    RateLimited {
+        /// When to retry.
+        retry_after: Duration,
+    },
+    /// Password hashing is saturated.
+    #[error("the server is busy")]
+    Overloaded,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Key material or another internal invariant failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<KeyError> for AuthError {
+    fn from(e: KeyError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<latchkey_core::password::PasswordError> for AuthError {
+    fn from(e: latchkey_core::password::PasswordError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<HashJobError> for AuthError {
+    fn from(e: HashJobError) -> Self {
+        match e {
+            HashJobError::Overloaded => Self::Overloaded,
+            HashJobError::Failed => Self::Internal("password hashing failed".into()),
+        }
+    }
+}

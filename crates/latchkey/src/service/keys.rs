@@ -1,0 +1,126 @@
+//! The signing-key ring: first key on first start, rotation, reloads to pick up keys
+//! other replicas made.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey_core::audit::SecurityEventKind;
+use latchkey_core::keys::{KeyRing, SigningKey};
+use latchkey_core::store::{Store, StoredSigningKey};
+use latchkey_core::time::Timestamp;
+
+use super::{AuthError, AuthService, RequestContext, ServicePolicy};
+use crate::clock;
+
+const MIN_KEY_RELOAD_GAP: Duration = Duration::from_secs(1);
+
+impl AuthService {
+    /// The current key ring.
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        match self.key_ring.read() {
+            Ok(ring) => ring.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reload the key ring unless that happened less than a second ago. Returns whether
+    /// a reload happened.
+    pub(super) async fn reload_keys_if_due(&self) -> bool {
+        let mut last = self.key_reload.lock().await;
+        let now = clock::now();
+        if last.is_some_and(|at| now < at.plus(MIN_KEY_RELOAD_GAP)) {
+            return false;
+        }
+        *last = Some(now);
+        match self.reload_keys().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reload signing keys");
+                false
+            }
+        }
+    }
+
+    /// Reload the key ring from the store.
+    pub async fn reload_keys(&self) -> Result<(), AuthError> {
+        let ring = load_key_ring(self.store.as_ref(), &self.policy).await?;
+        if let Ok(mut current) = self.key_ring.write() {
+            *current = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    /// Make a new signing key the active one; the previous one keeps verifying.
+    pub async fn rotate_keys(&self, ctx: &RequestContext) -> Result<String, AuthError> {
+        let kid = rotate_signing_key(self.store.as_ref(), &self.policy, clock::now()).await?;
+        self.reload_keys().await?;
+        let mut event = self.event(SecurityEventKind::SigningKeyRotated, ctx, clock::now());
+        event.detail = Some(format!("kid={kid}"));
+        self.record(event).await;
+        Ok(kid)
+    }
+
+    /// The stored signing keys, newest first (for `latchkey keys list`).
+    pub async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, AuthError> {
+        Ok(self.store.signing_keys().await?)
+    }
+}
+
+/// On first start (no keys yet) make one; when the configured algorithm differs from the
+/// active key's, rotate to a key of the configured algorithm.
+pub(super) async fn ensure_signing_key(
+    store: &dyn Store,
+    policy: &ServicePolicy,
+    now: Timestamp,
+) -> Result<(), AuthError> {
+    let keys = store.signing_keys().await?;
+    let active = keys.iter().find(|k| k.retired_at.is_none());
+    match active {
+        None => {
+            let key = SigningKey::generate(policy.algorithm, now)?;
+            if !store.insert_first_signing_key(&key).await? {
+                tracing::info!("another replica made the first signing key");
+            }
+        }
+        Some(active)
+            if active.algorithm != policy.algorithm.as_str() && policy.hs256_secret.is_none() =>
+        {
+            tracing::info!(from = %active.algorithm, to = %policy.algorithm, "signing algorithm changed; rotating key");
+            if let Err(e) = rotate_signing_key(store, policy, now).await {
+                // Replicas starting together may race to rotate; one winner is enough.
+                let rotated_by_another =
+                    store.signing_keys().await?.iter().any(|k| {
+                        k.retired_at.is_none() && k.algorithm == policy.algorithm.as_str()
+                    });
+                if !rotated_by_another {
+                    return Err(e);
+                }
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Store a new active key of the configured algorithm, retiring the current one.
+async fn rotate_signing_key(
+    store: &dyn Store,
+    policy: &ServicePolicy,
+    now: Timestamp,
+) -> Result<String, AuthError> {
+    let key = SigningKey::generate(policy.algorithm, now)?;
+    store.rotate_signing_key(&key).await?;
+    Ok(key.kid)
+}
+
+pub(super) async fn load_key_ring(
+    store: &dyn Store,
+    policy: &ServicePolicy,
+) -> Result<KeyRing, AuthError> {
+    let stored = store.signing_keys().await?;
+    let ring = match &policy.hs256_secret {
+        Some(secret) => KeyRing::with_active(SigningKey::hs256_from_secret(secret)?, &stored)?,
+        None => KeyRing::from_stored(&stored)?,
+    };
+    Ok(ring)
+}

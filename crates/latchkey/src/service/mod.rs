@@ -1,0 +1,278 @@
+//! The use cases, free of HTTP: one module per group, all methods of [`AuthService`].
+//!
+//! - `account`: register, log in (with the failure back-off and device tracking),
+//!   change password, the caller's own security events;
+//! - `sessions`: the caller's sessions, revoking one or all, logout;
+//! - `refresh`: refresh-token rotation;
+//! - `tokens`: signing and checking access tokens;
+//! - `admin`: users, their sessions and the audit log, for admins;
+//! - `keys`: the signing-key ring;
+//! - this module: the service itself, its start-up and what every use case shares.
+//!
+//! Handlers translate requests into these calls and [`AuthError`]s into responses.
+
+mod account;
+mod admin;
+mod error;
+mod keys;
+mod policy;
+mod refresh;
+mod sessions;
+mod tokens;
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
+use latchkey_core::device::network_of;
+use latchkey_core::keys::KeyRing;
+use latchkey_core::model::SessionId;
+use latchkey_core::refresh::{RefreshKeys, RefreshToken};
+use latchkey_core::store::{RevocationEntry, Store};
+use latchkey_core::time::Timestamp;
+use latchkey_verify::Validation;
+use tokio::sync::Mutex;
+
+pub use account::EventView;
+pub use admin::{UserPage, UserView};
+pub use error::AuthError;
+pub use policy::{RateLimits, ServicePolicy};
+pub use sessions::SessionView;
+
+use crate::clock;
+use crate::config::RateSpec;
+use crate::hashing::HashPool;
+use crate::login_failures::FailureStore;
+use crate::ratelimit::{RateDecision, RateLimiter};
+use crate::revocation::{RevocationCache, RevocationFanout};
+use crate::token_cache::VerifiedTokenCache;
+
+/// Who is asking: recorded in the audit log and used for rate limits.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// The client's IP address.
+    pub client_ip: Option<String>,
+    /// The `User-Agent` header, truncated to 256 bytes.
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    fn ip(&self) -> Option<IpAddr> {
+        self.client_ip.as_deref().and_then(|ip| ip.parse().ok())
+    }
+
+    /// The client's network (IPv4 /24, IPv6 /64), for per-account failure counts.
+    fn network(&self) -> String {
+        self.ip().map_or_else(|| "unknown".to_owned(), network_of)
+    }
+
+    /// The bucket of per-IP limits: the IPv4 address, or the IPv6 /64 (one subscriber
+    /// usually holds a whole /64).
+    fn ip_bucket(&self) -> String {
+        match self.ip() {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(ip @ IpAddr::V6(_)) => network_of(ip),
+            None => "unknown".to_owned(),
+        }
+    }
+}
+
+/// A freshly issued pair.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    /// The access token (JWT).
+    pub access_token: String,
+    /// Its lifetime.
+    pub expires_in: Duration,
+    /// The refresh token for the client to keep.
+    pub refresh_token: RefreshToken,
+    /// The refresh token's idle lifetime.
+    pub refresh_expires_in: Duration,
+    /// The session (`sid`).
+    pub session_id: SessionId,
+}
+
+/// What the service needs besides the store, made by the application's wiring.
+pub struct Collaborators {
+    /// Rate limits (in process or shared through Redis).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Failed-login counts (in process or shared through Redis).
+    pub failures: Arc<dyn FailureStore>,
+    /// Revocation announcements to other replicas, when configured.
+    pub fanout: Option<Arc<dyn RevocationFanout>>,
+    /// The password-hashing threads.
+    pub hashing: HashPool,
+}
+
+/// The use cases, sharing the store, keys, revocation cache and limits.
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    policy: ServicePolicy,
+    validation: Validation,
+    refresh_keys: RefreshKeys,
+    key_ring: RwLock<Arc<KeyRing>>,
+    key_reload: Mutex<Option<Timestamp>>,
+    revocations: RevocationCache,
+    verified: VerifiedTokenCache,
+    limiter: Arc<dyn RateLimiter>,
+    failures: Arc<dyn FailureStore>,
+    fanout: Option<Arc<dyn RevocationFanout>>,
+    hashing: HashPool,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthService {
+    /// Set up keys (first start makes and stores them), load what is revoked, and build
+    /// the service.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        policy: ServicePolicy,
+        collaborators: Collaborators,
+    ) -> Result<Self, AuthError> {
+        let now = clock::now();
+        let master = store
+            .secret_or_insert(
+                "refresh_token_master",
+                &RefreshKeys::generate_master_secret(),
+            )
+            .await?;
+        let refresh_keys = RefreshKeys::from_master_secret(&master)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
+        let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
+        let validation = Validation {
+            issuer: policy.issuer.clone(),
+            audience: policy.audience.clone(),
+            leeway: policy.leeway,
+        };
+        let service = Self {
+            store,
+            validation,
+            refresh_keys,
+            key_ring: RwLock::new(Arc::new(ring)),
+            key_reload: Mutex::new(None),
+            revocations: RevocationCache::default(),
+            verified: VerifiedTokenCache::new(policy.verified_token_cache),
+            limiter: collaborators.limiter,
+            failures: collaborators.failures,
+            fanout: collaborators.fanout,
+            hashing: collaborators.hashing,
+            policy,
+        };
+        service.sync_revocations().await?;
+        Ok(service)
+    }
+
+    /// The store, for the application's background tasks.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The password-hashing threads.
+    pub fn hashing(&self) -> &HashPool {
+        &self.hashing
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ServicePolicy {
+        &self.policy
+    }
+
+    /// The revocation cache, for the application's background tasks.
+    pub(crate) fn revocations(&self) -> &RevocationCache {
+        &self.revocations
+    }
+
+    /// Pick up revocations other processes wrote to the store's log.
+    pub async fn sync_revocations(&self) -> Result<(), AuthError> {
+        self.revocations
+            .sync_from(self.store.as_ref(), clock::now())
+            .await?;
+        Ok(())
+    }
+
+    /// The revocation log after `after`, for resource services (`latchkey-verify`).
+    pub async fn revocations_after(&self, after: i64) -> Result<Vec<RevocationEntry>, AuthError> {
+        Ok(self
+            .store
+            .revocations_after(after, clock::now(), 1000)
+            .await?)
+    }
+
+    /// Whether the store answers, for readiness.
+    pub async fn store_is_ready(&self) -> bool {
+        match self.store.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: database unavailable");
+                false
+            }
+        }
+    }
+
+    async fn limit(&self, key: String, spec: RateSpec) -> Result<(), AuthError> {
+        match self.limiter.check(&key, spec).await {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => Err(AuthError::RateLimited { retry_after }),
+        }
+    }
+
+    async fn limit_ip(
+        &self,
+        action: &str,
+        ctx: &RequestContext,
+        spec: RateSpec,
+    ) -> Result<(), AuthError> {
+        self.limit(format!("{action}:ip:{}", ctx.ip_bucket()), spec)
+            .await
+    }
+
+    fn event(
+        &self,
+        kind: SecurityEventKind,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) -> SecurityEvent {
+        SecurityEvent {
+            at: now,
+            kind,
+            user_id: None,
+            session_id: None,
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            detail: None,
+        }
+    }
+
+    async fn record(&self, event: SecurityEvent) {
+        // The audit log must not make a login fail; a lost event is logged loudly instead.
+        if let Err(e) = self.store.record_event(&event).await {
+            tracing::error!(kind = event.kind.as_str(), error = %e, "could not record security event");
+        }
+    }
+
+    /// Housekeeping: drop expired revocations, ended sessions and keys no token needs.
+    pub async fn purge(&self) -> Result<u64, AuthError> {
+        let now = clock::now();
+        self.revocations.purge(now);
+        let mut purged = self
+            .store
+            .purge_expired(now, now.minus(self.policy.rotation.session_lifetime))
+            .await?;
+        let keys_needed_since =
+            now.minus(self.policy.access_tokens_outlive_by() + Duration::from_secs(60));
+        purged += self
+            .store
+            .delete_signing_keys_retired_before(keys_needed_since)
+            .await?;
+        Ok(purged)
+    }
+}

@@ -1,0 +1,111 @@
+//! [`ServicePolicy`]: the lifetimes, identities and limits the use cases work with,
+//! taken from the config once at start-up.
+
+use std::time::Duration;
+
+use latchkey_core::lockout::BackoffPolicy;
+use latchkey_core::rotation::RotationPolicy;
+
+use crate::config::{Config, RateSpec};
+
+/// The lifetimes and identities the service works with, from the config.
+#[derive(Clone)]
+pub struct ServicePolicy {
+    /// Rotation lifetimes.
+    pub rotation: RotationPolicy,
+    /// Access-token lifetime.
+    pub access_ttl: Duration,
+    /// Accepted clock skew.
+    pub leeway: Duration,
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Algorithm of newly made keys.
+    pub algorithm: latchkey_verify::Algorithm,
+    /// A configured HS256 secret, used as the active key instead of a stored one.
+    pub hs256_secret: Option<Vec<u8>>,
+    /// Rate limits.
+    pub limits: RateLimits,
+    /// How many verified access tokens to remember (0: verify every time).
+    pub verified_token_cache: usize,
+}
+
+impl std::fmt::Debug for ServicePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServicePolicy")
+            .field("rotation", &self.rotation)
+            .field("access_ttl", &self.access_ttl)
+            .field("leeway", &self.leeway)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("algorithm", &self.algorithm)
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("limits", &self.limits)
+            .field("verified_token_cache", &self.verified_token_cache)
+            .finish()
+    }
+}
+
+/// The configured rate limits and login back-off.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Registrations per IP.
+    pub register_per_ip: RateSpec,
+    /// Logins per IP.
+    pub login_per_ip: RateSpec,
+    /// Failed logins per account and client network.
+    pub login_failures: BackoffPolicy,
+    /// Failed logins per account over all networks: the ceiling against distributed
+    /// guessing.
+    pub login_failures_per_account: BackoffPolicy,
+    /// Refreshes per IP.
+    pub refresh_per_ip: RateSpec,
+    /// Refreshes per account.
+    pub refresh_per_account: RateSpec,
+}
+
+impl ServicePolicy {
+    /// The policy the config describes.
+    pub fn from_config(config: &Config) -> Self {
+        let login_failures = BackoffPolicy {
+            free_failures: config.login_free_failures,
+            base: Duration::from_secs(1),
+            cap: config.login_backoff_cap.0,
+            forget_after: Duration::from_secs(24 * 3600),
+        };
+        Self {
+            rotation: RotationPolicy {
+                idle_ttl: config.refresh_ttl.0,
+                session_lifetime: config.session_lifetime.0,
+                reuse_grace: config.reuse_grace.0,
+            },
+            access_ttl: config.access_ttl.0,
+            leeway: config.leeway.0,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            algorithm: config.algorithm,
+            hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            verified_token_cache: config.verified_token_cache,
+            limits: RateLimits {
+                register_per_ip: config.rate_register_per_ip,
+                login_per_ip: config.rate_login_per_ip,
+                login_failures,
+                login_failures_per_account: BackoffPolicy {
+                    free_failures: config.login_account_ceiling,
+                    ..login_failures
+                },
+                refresh_per_ip: config.rate_refresh_per_ip,
+                refresh_per_account: config.rate_refresh_per_account,
+            },
+        }
+    }
+
+    /// How long after a revocation access tokens issued before it can still be presented.
+    pub(crate) fn access_tokens_outlive_by(&self) -> Duration {
+        self.access_ttl + self.leeway
+    }
+}

@@ -1,0 +1,99 @@
+//! Refresh: exchange a refresh token for a new pair (see
+//! [`latchkey_core::rotation::decide`] for the rules).
+
+use latchkey_core::audit::SecurityEventKind;
+use latchkey_core::model::RefreshState;
+use latchkey_core::refresh::{RefreshToken, TokenLocator};
+use latchkey_core::rotation::{decide, RefreshRejection, RotationDecision};
+use latchkey_core::store::{RotateOutcome, Rotation};
+
+use super::{AuthError, AuthService, IssuedTokens, RequestContext};
+use crate::clock;
+
+impl AuthService {
+    /// Exchange a refresh token for a new pair.
+    pub async fn refresh(
+        &self,
+        raw_token: &str,
+        ctx: &RequestContext,
+    ) -> Result<IssuedTokens, AuthError> {
+        self.limit_ip("refresh", ctx, self.policy.limits.refresh_per_ip)
+            .await?;
+        let presented =
+            RefreshToken::parse(raw_token).ok_or(AuthError::Refresh(RefreshRejection::Invalid))?;
+        let lookup = self.refresh_keys.lookup(&presented);
+        // A lost compare-and-set means another request rotated the same token a moment
+        // ago; deciding again then yields the grace-window answer.
+        for _ in 0..3 {
+            let state = self.store.refresh_state(&lookup).await?;
+            let now = clock::now();
+            let decision = decide(
+                state.as_ref().map(|s| (&s.token, &s.session)),
+                now,
+                &self.policy.rotation,
+            );
+            let Some(RefreshState {
+                token,
+                session,
+                roles,
+            }) = state
+            else {
+                return Err(AuthError::Refresh(RefreshRejection::Invalid));
+            };
+            let successor = |generation| {
+                let at = TokenLocator {
+                    session_id: session.id,
+                    generation,
+                };
+                self.refresh_keys.successor(&presented, at)
+            };
+            match decision {
+                RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
+                RotationDecision::ReuseDetected => {
+                    self.revoke_session(
+                        session.id,
+                        Some(session.user_id),
+                        SecurityEventKind::RefreshReuseDetected,
+                        ctx,
+                        now,
+                    )
+                    .await?;
+                    tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected; session revoked");
+                    return Err(AuthError::RefreshTokenReused);
+                }
+                RotationDecision::ReplaySuccessor => {
+                    // `decide` replays only when the successor is the session's newest.
+                    let next = successor(session.latest_generation);
+                    return self.issue(session.user_id, &roles, session.id, next, now);
+                }
+                RotationDecision::Rotate {
+                    successor_generation,
+                } => {
+                    self.limit(
+                        format!("refresh:account:{}", session.user_id),
+                        self.policy.limits.refresh_per_account,
+                    )
+                    .await?;
+                    let next = successor(successor_generation);
+                    let rotation = Rotation {
+                        session_id: session.id,
+                        presented: lookup.hash.clone(),
+                        presented_generation: token.generation,
+                        successor: self.refresh_keys.hash(&next),
+                        now,
+                        client_ip: ctx.client_ip.clone(),
+                    };
+                    match self.store.rotate(&rotation).await? {
+                        RotateOutcome::Rotated => {
+                            return self.issue(session.user_id, &roles, session.id, next, now)
+                        }
+                        RotateOutcome::Conflict => continue,
+                    }
+                }
+            }
+        }
+        Err(AuthError::Internal(
+            "refresh rotation did not settle".into(),
+        ))
+    }
+}

@@ -1,0 +1,100 @@
+//! Access tokens: signing them at login and refresh, and checking them on every request
+//! (no I/O unless the `kid` is unknown).
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use latchkey_core::model::{Role, SessionId, UserId};
+use latchkey_core::refresh::RefreshToken;
+use latchkey_core::time::Timestamp;
+use latchkey_verify::{verify_access_token, AccessClaims, TokenError};
+
+use super::{AuthError, AuthService, IssuedTokens};
+use crate::clock;
+
+impl AuthService {
+    pub(super) fn issue(
+        &self,
+        user_id: UserId,
+        roles: &[Role],
+        session_id: SessionId,
+        refresh_token: RefreshToken,
+        now: Timestamp,
+    ) -> Result<IssuedTokens, AuthError> {
+        let access_token = self.sign_access_token(user_id, roles, session_id, now)?;
+        Ok(IssuedTokens {
+            access_token,
+            expires_in: self.policy.access_ttl,
+            refresh_token,
+            refresh_expires_in: self.policy.rotation.idle_ttl,
+            session_id,
+        })
+    }
+
+    fn sign_access_token(
+        &self,
+        user_id: UserId,
+        roles: &[Role],
+        session_id: SessionId,
+        now: Timestamp,
+    ) -> Result<String, AuthError> {
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti)
+            .map_err(|_| AuthError::Internal("random source failed".into()))?;
+        let iat = now.unix_seconds();
+        let claims = AccessClaims {
+            iss: self.policy.issuer.clone(),
+            sub: user_id.to_string(),
+            aud: vec![self.policy.audience.clone()],
+            sid: session_id.to_string(),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            iat,
+            exp: iat + i64::try_from(self.policy.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            nbf: None,
+            jti: URL_SAFE_NO_PAD.encode(jti),
+        };
+        Ok(self.key_ring().active().sign(&claims)?)
+    }
+
+    pub(super) fn verify_signature_and_claims(
+        &self,
+        token: &str,
+    ) -> Result<AccessClaims, TokenError> {
+        let now = clock::now().unix_seconds();
+        verify_access_token(
+            token,
+            self.key_ring().verification_keys(),
+            &self.validation,
+            now,
+        )
+    }
+
+    /// Check an access token: signature (algorithm from the key), `typ`, `iss`, `aud`,
+    /// `exp`, then revocation of the token and of its session. No I/O unless the `kid` is
+    /// unknown, when the key ring is reloaded (at most once a second) in case another
+    /// replica rotated keys.
+    pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let now = clock::now().unix_seconds();
+        let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
+        let claims = match self.verified.get(token, now, leeway) {
+            Some(claims) => claims,
+            None => {
+                let claims = match self.verify_signature_and_claims(token) {
+                    Err(TokenError::UnknownKey) if self.reload_keys_if_due().await => {
+                        self.verify_signature_and_claims(token)?
+                    }
+                    other => other?,
+                };
+                let claims = Arc::new(claims);
+                self.verified.insert(token, claims.clone());
+                claims
+            }
+        };
+        let sid = claims.sid.parse::<SessionId>().ok();
+        if self.revocations.is_revoked(&claims.jti, sid) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(AccessClaims::clone(&claims))
+    }
+}
