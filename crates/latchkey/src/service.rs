@@ -229,6 +229,7 @@ impl AuthService {
             issuer: policy.issuer.clone(),
             audience: policy.audience.clone(),
             leeway: policy.leeway,
+            max_lifetime: None,
         };
         let service = Self {
             store,
