@@ -357,7 +357,7 @@ impl RemoteVerifierBuilder {
             });
         }
         let poll_interval = self.revocation_poll_interval.max(MIN_PERIOD);
-        if let Some(max) = self.max_revocation_staleness {
+        if let (Some(max), Some(_)) = (self.max_revocation_staleness, &self.revocation_feed) {
             if max <= poll_interval {
                 return Err(RemoteError::InvalidSetting {
                     setting: "max_revocation_staleness",
@@ -1039,6 +1039,61 @@ mod tests {
         assert!(revocations.is_revoked(&claims("-", "s1")));
         revocations.purge(231, Duration::from_secs(30));
         assert!(revocations.sessions.is_empty());
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_allowed() {
+        let accepted = |url: &str, allow: bool| parse_url(url, "jwks_url", allow).is_ok();
+        for url in [
+            "https://auth.example.com/.well-known/jwks.json",
+            "https://10.0.0.1:8443/auth/revocations",
+            "http://127.0.0.1:8080/.well-known/jwks.json",
+            "http://127.1.2.3/x",
+            "http://[::1]:8080/x",
+            "http://localhost:8080/x",
+            "http://LOCALHOST/x",
+        ] {
+            assert!(accepted(url, false), "{url} should be accepted");
+        }
+        for url in [
+            "http://auth.example.com/.well-known/jwks.json",
+            "http://10.0.0.1:8080/x",
+            "http://128.0.0.1/x",
+            "http://0.0.0.0:8080/x",
+            "http://[::ffff:7f00:1]/x",
+            "http://localhost.example.com/x",
+            "http://[2001:db8::1]/x",
+        ] {
+            assert_eq!(
+                parse_url(url, "revocation_feed", false).map_err(|e| match e {
+                    RemoteError::InsecureUrl { setting, .. } => setting,
+                    other => panic!("{url}: {other:?}"),
+                }),
+                Err("revocation_feed"),
+                "{url} should be refused"
+            );
+            assert!(
+                accepted(url, true),
+                "{url} should pass with allow_insecure_http"
+            );
+        }
+        // Other schemes are never accepted, not even with allow_insecure_http.
+        for url in ["ftp://127.0.0.1/x", "file:///etc/jwks.json"] {
+            assert!(matches!(
+                parse_url(url, "jwks_url", true),
+                Err(RemoteError::InvalidUrl { .. })
+            ));
+        }
+        // The error shows the URL without credentials or query.
+        let error = parse_url(
+            "http://user:hunter2@auth.example.com/feed?token=hunter3",
+            "revocation_feed",
+            false,
+        )
+        .map_err(|e| e.to_string());
+        let message = error.err().unwrap_or_default();
+        assert!(message.contains("auth.example.com/feed"), "{message}");
+        assert!(!message.contains("hunter"), "{message}");
     }
 
     #[test]
