@@ -580,12 +580,7 @@ impl RemoteVerifier {
             }
             other => other?,
         };
-        if shared.revocations_stale() {
-            return Err(TokenError::RevocationStateStale);
-        }
-        if shared.is_revoked(&claims) {
-            return Err(TokenError::Revoked);
-        }
+        shared.check_revocation(&claims)?;
         Ok(claims)
     }
 
@@ -699,8 +694,17 @@ impl Shared {
         Arc::clone(&read(&self.keys).keys)
     }
 
-    fn is_revoked(&self, claims: &AccessClaims) -> bool {
-        read(&self.revocations).is_revoked(claims)
+    /// `RevocationStateStale` when the revocation state is too old to tell, `Revoked`
+    /// when the token or its session is listed.
+    fn check_revocation(&self, claims: &AccessClaims) -> Result<(), TokenError> {
+        let revocations = read(&self.revocations);
+        if self.stale_given(&revocations) {
+            return Err(TokenError::RevocationStateStale);
+        }
+        if revocations.is_revoked(claims) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(())
     }
 
     fn revocation_staleness(&self) -> Option<Duration> {
