@@ -53,6 +53,7 @@ pub(crate) fn run(options: &CeilingOptions) -> Result<()> {
             issuer: options.issuer.clone(),
             audience: options.audience.clone(),
             leeway: Duration::from_secs(30),
+            max_lifetime: None,
         },
     });
     let app = Router::new()

@@ -45,6 +45,7 @@ fn validation() -> Validation {
         issuer: "http://127.0.0.1:8080".into(),
         audience: "latchkey".into(),
         leeway: Duration::from_secs(30),
+        max_lifetime: None,
     }
 }
 

@@ -371,6 +371,7 @@ mod tests {
             issuer: "https://auth.test".into(),
             audience: "api".into(),
             leeway: Duration::from_secs(30),
+            max_lifetime: None,
         }
     }
 

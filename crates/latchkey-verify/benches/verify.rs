@@ -43,11 +43,7 @@ fn verification_key(key: &TestKey) -> VerificationKey {
 }
 
 fn bench(c: &mut Criterion) {
-    let validation = Validation {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        leeway: Duration::from_secs(30),
-    };
+    let validation = Validation::new(ISSUER, AUDIENCE, Duration::from_secs(30));
     let claims = claims_at(
         NOW,
         "user-1",

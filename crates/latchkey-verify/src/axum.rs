@@ -4,7 +4,11 @@
 //! Refusals follow RFC 6750 and the Latchkey server's error format: a JSON body
 //! `{"error": "<human text>", "code": "<stable code>"}` and, for 401, a
 //! `WWW-Authenticate: Bearer` challenge (`Bearer error="invalid_token"` when a token was
-//! presented but refused); 403 with code `insufficient_role` when a role is missing.
+//! presented but refused); 403 with code `insufficient_role` when a role is missing;
+//! 503 with code `revocation_state_stale` (and `Retry-After`, no challenge) while the
+//! verifier's revocation state is too old to tell whether a token was revoked: that is
+//! the service's trouble, not the token's, and a 401 would send clients to refresh or log
+//! in again for nothing.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -40,7 +44,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ::axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
-use ::axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use ::axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use ::axum::http::request::Parts;
 use ::axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use ::axum::response::IntoResponse;
@@ -76,20 +80,34 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenError> {
     }
 }
 
-/// A refusal: 401 for a missing or refused token, 403 for a missing role. Renders as
-/// `{"error": ..., "code": ...}` with the RFC 6750 `WWW-Authenticate` challenge.
+/// A refusal: 401 for a missing or refused token, 403 for a missing role, 503 when the
+/// revocation state is stale. Renders as `{"error": ..., "code": ...}` with the RFC 6750
+/// `WWW-Authenticate` challenge (401 and 403).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRejection {
     status: StatusCode,
     code: &'static str,
     message: String,
-    challenge: &'static str,
+    challenge: Option<&'static str>,
 }
 
+/// `Retry-After` of a 503 `revocation_state_stale`, in seconds.
+const STALE_RETRY_AFTER_SECS: &str = "1";
+
 impl AuthRejection {
-    /// The 401 refusal for a token error. The message tells the code, never which check
-    /// failed.
+    /// The refusal for a token error: 401, or 503 for
+    /// [`TokenError::RevocationStateStale`]. The message tells the code, never which
+    /// check failed.
     pub fn from_token_error(error: TokenError) -> Self {
+        if error == TokenError::RevocationStateStale {
+            return Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: error.code(),
+                message: "tokens cannot be checked for revocation right now; retry later"
+                    .to_owned(),
+                challenge: None,
+            };
+        }
         let (message, challenge) = match error {
             TokenError::Missing => ("no access token was presented", "Bearer"),
             TokenError::Expired => (
@@ -109,7 +127,7 @@ impl AuthRejection {
             status: StatusCode::UNAUTHORIZED,
             code: error.code(),
             message: message.to_owned(),
-            challenge,
+            challenge: Some(challenge),
         }
     }
 
@@ -119,17 +137,17 @@ impl AuthRejection {
             status: StatusCode::FORBIDDEN,
             code: INSUFFICIENT_ROLE,
             message: format!("this needs the role {role:?}"),
-            challenge: r#"Bearer error="insufficient_scope""#,
+            challenge: Some(r#"Bearer error="insufficient_scope""#),
         }
     }
 
-    /// The HTTP status: 401 or 403.
+    /// The HTTP status: 401, 403 or 503.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The stable code: `token_missing`, `token_expired`, `token_revoked`,
-    /// `token_invalid` or `insufficient_role`.
+    /// `token_invalid`, `insufficient_role` or `revocation_state_stale`.
     pub fn code(&self) -> &'static str {
         self.code
     }
@@ -150,7 +168,15 @@ impl AuthRejection {
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(self.challenge));
+        if let Some(challenge) = self.challenge {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                RETRY_AFTER,
+                HeaderValue::from_static(STALE_RETRY_AFTER_SECS),
+            );
+        }
         response
     }
 }

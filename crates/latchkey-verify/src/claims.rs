@@ -66,6 +66,9 @@ fn audience<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D
 }
 
 /// What a token must satisfy besides its signature.
+///
+/// Build one with [`Validation::new`] (and [`with_max_lifetime`](Self::with_max_lifetime)),
+/// so that settings added later do not break your code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     /// The expected `iss`.
@@ -74,10 +77,36 @@ pub struct Validation {
     pub audience: String,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: Duration,
+    /// The longest lifetime (`exp - iat`) a token may claim, leeway added; `None` sets no
+    /// bound. Set it to the issuer's access-token TTL, so that a token minted with a
+    /// stolen key (or by a misconfigured issuer) for a year is refused. A longer token
+    /// is refused as [`TokenError::LifetimeTooLong`] (code `token_invalid`).
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Validation {
+    /// Expect this issuer and audience, tolerate `leeway` of clock skew, and set no bound
+    /// on the token lifetime.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, leeway: Duration) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+            max_lifetime: None,
+        }
+    }
+
+    /// Refuse tokens whose `exp - iat` exceeds `max_lifetime` plus the leeway.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.max_lifetime = Some(max_lifetime);
+        self
+    }
 }
 
 /// Verify a compact access token: signature with the key named by `kid` (algorithm from
-/// the key), `typ: at+jwt`, then `iss`, `aud`, `exp`, `nbf` and `iat` at `now_unix_secs`.
+/// the key), `typ: at+jwt`, then `iss`, `aud`, `exp`, `nbf` and `iat` at `now_unix_secs`,
+/// and the lifetime `exp - iat` when [`Validation::max_lifetime`] is set.
 ///
 /// Revocation is not checked here: that needs the issuer's revocation state.
 pub fn verify_access_token(
@@ -119,6 +148,12 @@ fn check_claims(
     let not_before = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
     if now.saturating_add(leeway) < not_before {
         return Err(TokenError::NotYetValid);
+    }
+    if let Some(max_lifetime) = validation.max_lifetime {
+        let max_lifetime = i64::try_from(max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_sub(claims.iat) > max_lifetime.saturating_add(leeway) {
+            return Err(TokenError::LifetimeTooLong);
+        }
     }
     Ok(())
 }

@@ -43,16 +43,28 @@ pub enum TokenError {
     /// The token or its session was revoked (logout, reuse detection).
     #[error("the token has been revoked")]
     Revoked,
+    /// `exp - iat` is longer than [`Validation::max_lifetime`](crate::Validation::max_lifetime)
+    /// plus the leeway: the issuer would never mint such a token.
+    #[error("the token's lifetime is longer than allowed")]
+    LifetimeTooLong,
+    /// The verifier's copy of the revocation list is older than its maximum staleness
+    /// (the revocation feed has been failing), so it cannot tell whether the token was
+    /// revoked and refuses it (fail closed). Not the token's fault: the code is
+    /// `revocation_state_stale`, answered as 503 by the axum integration.
+    #[error("the revocation state is stale; the token cannot be checked")]
+    RevocationStateStale,
 }
 
 impl TokenError {
     /// The stable machine-readable code: `token_missing`, `token_expired`,
-    /// `token_revoked` or `token_invalid`.
+    /// `token_revoked`, `token_invalid`, or `revocation_state_stale` (a verifier-side
+    /// condition, not a verdict on the token).
     pub fn code(self) -> &'static str {
         match self {
             Self::Missing => "token_missing",
             Self::Expired => "token_expired",
             Self::Revoked => "token_revoked",
+            Self::RevocationStateStale => "revocation_state_stale",
             Self::Malformed
             | Self::UnknownKey
             | Self::AlgorithmMismatch
@@ -61,7 +73,8 @@ impl TokenError {
             | Self::BadClaims
             | Self::WrongIssuer
             | Self::WrongAudience
-            | Self::NotYetValid => "token_invalid",
+            | Self::NotYetValid
+            | Self::LifetimeTooLong => "token_invalid",
         }
     }
 }

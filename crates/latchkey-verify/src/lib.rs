@@ -10,11 +10,9 @@
 //! // In a service: the JWKS comes from `https://auth.example.com/.well-known/jwks.json`.
 //! let jwks: Jwks = serde_json::from_str(r#"{"keys": []}"#).unwrap();
 //! let keys = KeySet::from_jwks(&jwks);
-//! let validation = Validation {
-//!     issuer: "https://auth.example.com".into(),
-//!     audience: "my-api".into(),
-//!     leeway: Duration::from_secs(30),
-//! };
+//! // The issuer never mints access tokens for longer than 15 minutes: refuse longer ones.
+//! let validation = Validation::new("https://auth.example.com", "my-api", Duration::from_secs(30))
+//!     .with_max_lifetime(Duration::from_secs(15 * 60));
 //! let now = 1_700_000_000;
 //! let err = verify_access_token("not.a.token", &keys, &validation, now).unwrap_err();
 //! assert_eq!(err.code(), "token_invalid");
@@ -50,16 +48,21 @@
 //! }
 //!
 //! pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Fails here if the JWKS or the revocation feed cannot be read (fail fast).
+//!     // Fails here if the JWKS or the revocation feed cannot be read (fail fast), or a
+//!     // URL is plain http to a host that is not loopback.
 //!     let verifier = RemoteVerifier::builder()
-//!         .jwks_url("http://auth.internal:8080/.well-known/jwks.json")
-//!         .issuer("http://auth.internal:8080")
+//!         .jwks_url("https://auth.example.com/.well-known/jwks.json")
+//!         .issuer("https://auth.example.com")
 //!         .audience("my-api")
+//!         .max_token_lifetime(Duration::from_secs(15 * 60)) // the server's access TTL
 //!         .revocation_feed(
-//!             "http://auth.internal:8080/auth/revocations",
+//!             "https://auth.example.com/auth/revocations",
 //!             std::env::var("LATCHKEY_REVOCATION_FEED_SECRET")?,
 //!         )
 //!         .revocation_poll_interval(Duration::from_secs(1))
+//!         // Refuse tokens (503 revocation_state_stale) once the feed has been
+//!         // unreadable for this long: the default.
+//!         .max_revocation_staleness(Some(Duration::from_secs(60)))
 //!         .build()
 //!         .await?;
 //!
@@ -83,7 +86,11 @@
 //! - the algorithm comes from the key, never from the token header (`alg: none`, HS256
 //!   signed with a public key and other confusions are refused before any cryptography);
 //! - `typ` must be `at+jwt`, so refresh or ID tokens cannot pass as access tokens;
-//! - `iss`, `aud`, `exp`, `nbf` and `iat` are always checked, with a bounded leeway.
+//! - `iss`, `aud`, `exp`, `nbf` and `iat` are always checked, with a bounded leeway;
+//!   `exp - iat` too when [`Validation::max_lifetime`] is set;
+//! - `RemoteVerifier` fetches keys and revocations over `https` only (loopback hosts
+//!   excepted, or when told `allow_insecure_http`), refuses a leeway over 5 minutes, and
+//!   fails closed when its revocation state grows older than its maximum staleness.
 
 mod algorithm;
 #[cfg(feature = "axum")]

@@ -32,6 +32,15 @@ pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_REVOCATION_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Default timeout of one HTTP request to the Latchkey server: 10 seconds.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest leeway [`RemoteVerifierBuilder::build`] accepts: 5 minutes. A larger one
+/// would keep expired (and, without a feed, logged-out) tokens alive for longer than any
+/// sane clock skew explains.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Default longest time the revocation state may go without a successful read of the
+/// feed before tokens are refused as `revocation_state_stale`: 60 seconds (sixty polls at
+/// the default interval, so a few failed polls or a server restart go unnoticed, while an
+/// outage cannot silently keep logged-out tokens alive for more than a minute).
+pub const DEFAULT_MAX_REVOCATION_STALENESS: Duration = Duration::from_secs(60);
 
 /// Responses larger than this (JWKS or one feed page) are refused.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -93,6 +102,34 @@ pub enum RemoteError {
         /// The JWKS URL.
         url: String,
     },
+    /// A JWKS or revocation-feed URL is not `https`, and its host is not loopback
+    /// (`127.0.0.0/8`, `::1`, `localhost`). Over plain HTTP the JWKS can be replaced by
+    /// anyone on the path (who then signs their own tokens) and the feed secret travels
+    /// in clear. Use `https`, or [`RemoteVerifierBuilder::allow_insecure_http`] on a
+    /// network you trust.
+    #[error("{setting} {url} is not https and not loopback; use https or allow_insecure_http")]
+    InsecureUrl {
+        /// Which setting: `jwks_url` or `revocation_feed`.
+        setting: &'static str,
+        /// The URL, without credentials or query.
+        url: String,
+    },
+    /// The leeway is larger than [`MAX_LEEWAY`].
+    #[error("a leeway of {leeway:?} is larger than the maximum of {max:?}")]
+    LeewayTooLarge {
+        /// The leeway asked for.
+        leeway: Duration,
+        /// The largest accepted.
+        max: Duration,
+    },
+    /// A setting is out of its range (see the message).
+    #[error("invalid setting {setting}: {reason}")]
+    InvalidSetting {
+        /// The builder method.
+        setting: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -136,6 +173,9 @@ pub struct RemoteVerifierBuilder {
     min_refetch_interval: Duration,
     revocation_feed: Option<(String, Secret)>,
     revocation_poll_interval: Duration,
+    max_revocation_staleness: Option<Duration>,
+    max_token_lifetime: Option<Duration>,
+    allow_insecure_http: bool,
     http_client: Option<reqwest::Client>,
     http_timeout: Duration,
     fail_fast: bool,
@@ -152,6 +192,9 @@ impl Default for RemoteVerifierBuilder {
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
             revocation_feed: None,
             revocation_poll_interval: DEFAULT_REVOCATION_POLL_INTERVAL,
+            max_revocation_staleness: Some(DEFAULT_MAX_REVOCATION_STALENESS),
+            max_token_lifetime: None,
+            allow_insecure_http: false,
             http_client: None,
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             fail_fast: true,
@@ -196,9 +239,30 @@ impl RemoteVerifierBuilder {
         self
     }
 
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default [`DEFAULT_LEEWAY`].
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default [`DEFAULT_LEEWAY`]; at most
+    /// [`MAX_LEEWAY`] (more is refused by [`build`](Self::build) as
+    /// [`RemoteError::LeewayTooLarge`]).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
+        self
+    }
+
+    /// Refuse tokens whose lifetime `exp - iat` exceeds `max_lifetime` plus the leeway
+    /// (see [`Validation::max_lifetime`]). Set it to the server's access-token TTL
+    /// (`LATCHKEY_ACCESS_TTL`). Default: no bound.
+    pub fn max_token_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.max_token_lifetime = Some(max_lifetime);
+        self
+    }
+
+    /// Accept plain `http://` JWKS and feed URLs to hosts that are not loopback. Default
+    /// `false`: such URLs are refused by [`build`](Self::build) as
+    /// [`RemoteError::InsecureUrl`], because whoever can tamper with the traffic can
+    /// replace the keys (and so mint tokens) and read the feed secret. Loopback hosts
+    /// (`127.0.0.0/8`, `::1`, `localhost`) are always allowed, for development and
+    /// same-host sidecars. Only turn this on inside a network you trust end to end.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
         self
     }
 
@@ -230,6 +294,21 @@ impl RemoteVerifierBuilder {
     /// stays accepted. Default [`DEFAULT_REVOCATION_POLL_INTERVAL`]; never less than 10 ms.
     pub fn revocation_poll_interval(mut self, every: Duration) -> Self {
         self.revocation_poll_interval = every;
+        self
+    }
+
+    /// How long the revocation state may go without a successful read of the feed before
+    /// the verifier fails closed: every token is then refused as
+    /// [`TokenError::RevocationStateStale`] (code `revocation_state_stale`, 503 through
+    /// the axum integration) and [`RemoteVerifier::is_healthy`] is `false`, until the
+    /// feed is read again. The time counts from the start of the last successful read (from
+    /// `build` if none succeeded yet, with [`fail_fast`](Self::fail_fast) off). Default
+    /// `Some(`[`DEFAULT_MAX_REVOCATION_STALENESS`]`)`; it must be longer than the poll
+    /// interval. `None` keeps accepting tokens on the last known revocations however
+    /// old (fail open: logged-out tokens stay accepted during a feed outage). Has no
+    /// effect without a feed.
+    pub fn max_revocation_staleness(mut self, max: Option<Duration>) -> Self {
+        self.max_revocation_staleness = max;
         self
     }
 
@@ -271,6 +350,24 @@ impl RemoteVerifierBuilder {
         let audience = self
             .audience
             .ok_or(RemoteError::MissingSetting("an audience"))?;
+        if self.leeway > MAX_LEEWAY {
+            return Err(RemoteError::LeewayTooLarge {
+                leeway: self.leeway,
+                max: MAX_LEEWAY,
+            });
+        }
+        let poll_interval = self.revocation_poll_interval.max(MIN_PERIOD);
+        if let (Some(max), Some(_)) = (self.max_revocation_staleness, &self.revocation_feed) {
+            if max <= poll_interval {
+                return Err(RemoteError::InvalidSetting {
+                    setting: "max_revocation_staleness",
+                    reason: format!(
+                        "{max:?} is not longer than the revocation poll interval \
+                         ({poll_interval:?}): the state would always be stale"
+                    ),
+                });
+            }
+        }
         let client = match self.http_client {
             Some(client) => client,
             None => reqwest::Client::builder()
@@ -279,13 +376,17 @@ impl RemoteVerifierBuilder {
                 .map_err(|e| RemoteError::Client(e.to_string()))?,
         };
         let (jwks_url, keys) = match source {
-            KeySource::Url(url) => (Some(parse_url(&url)?), Arc::new(KeySet::new())),
+            KeySource::Url(url) => (
+                Some(parse_url(&url, "jwks_url", self.allow_insecure_http)?),
+                Arc::new(KeySet::new()),
+            ),
             KeySource::Static(keys) => (None, keys),
         };
         let feed = match self.revocation_feed {
             Some((url, secret)) => Some(Feed {
-                url: parse_url(&url)?,
+                url: parse_url(&url, "revocation_feed", self.allow_insecure_http)?,
                 secret,
+                max_staleness: self.max_revocation_staleness,
             }),
             None => None,
         };
@@ -294,6 +395,7 @@ impl RemoteVerifierBuilder {
                 issuer,
                 audience,
                 leeway: self.leeway,
+                max_lifetime: self.max_token_lifetime,
             },
             client,
             jwks_url,
@@ -303,6 +405,7 @@ impl RemoteVerifierBuilder {
                 fetched_at: None,
             }),
             revocations: RwLock::new(Revocations::default()),
+            built_at: Instant::now(),
             last_refetch: AsyncMutex::new(None),
             min_refetch_interval: self.min_refetch_interval,
         });
@@ -335,19 +438,60 @@ impl RemoteVerifierBuilder {
             tasks.push(runtime.spawn(task).abort_handle());
         }
         if shared.feed.is_some() {
-            let every = self.revocation_poll_interval.max(MIN_PERIOD);
-            let task = follow_revocations_task(Arc::downgrade(&shared), every);
+            let task = follow_revocations_task(Arc::downgrade(&shared), poll_interval);
             tasks.push(runtime.spawn(task).abort_handle());
         }
         Ok(RemoteVerifier { shared, tasks })
     }
 }
 
-fn parse_url(url: &str) -> Result<reqwest::Url, RemoteError> {
-    reqwest::Url::parse(url).map_err(|e| RemoteError::InvalidUrl {
+/// Parse a JWKS or feed URL and refuse plain HTTP to a host that is not loopback
+/// (unless `allow_insecure_http`), and any other scheme.
+fn parse_url(
+    url: &str,
+    setting: &'static str,
+    allow_insecure_http: bool,
+) -> Result<reqwest::Url, RemoteError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| RemoteError::InvalidUrl {
         url: url.to_owned(),
         reason: e.to_string(),
-    })
+    })?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if allow_insecure_http || is_loopback(&parsed) => Ok(parsed),
+        "http" => Err(RemoteError::InsecureUrl {
+            setting,
+            url: without_secrets(&parsed),
+        }),
+        other => Err(RemoteError::InvalidUrl {
+            url: without_secrets(&parsed),
+            reason: format!("the scheme {other:?} is not https"),
+        }),
+    }
+}
+
+/// Whether the URL's host is loopback: `127.0.0.0/8`, `::1` or `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // IPv6 hosts come in brackets; the URL parser has already normalised addresses.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// The URL without user, password, query or fragment, for error messages.
+fn without_secrets(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    // Only fails for URLs that cannot have credentials, which then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 /// Verifies Latchkey access tokens locally with keys fetched from the server's JWKS,
@@ -401,6 +545,9 @@ pub struct VerifierStatus {
     pub revoked_tokens: usize,
     /// How many revoked sessions (`sid`) are remembered.
     pub revoked_sessions: usize,
+    /// Whether the revocation state is older than the maximum staleness, so that tokens
+    /// are refused as `revocation_state_stale` (always `false` without a feed).
+    pub revocations_stale: bool,
 }
 
 impl RemoteVerifier {
@@ -433,13 +580,26 @@ impl RemoteVerifier {
             }
             other => other?,
         };
-        if shared.is_revoked(&claims) {
-            return Err(TokenError::Revoked);
-        }
+        shared.check_revocation(&claims)?;
         Ok(claims)
     }
 
-    /// The validation settings (issuer, audience, leeway).
+    /// Whether the verifier can do its job now: it has at least one key, and (with a
+    /// revocation feed) its revocation state is no older than the maximum staleness (see
+    /// [`RemoteVerifierBuilder::max_revocation_staleness`]). While this is `false` because
+    /// of the feed, every token is refused as `revocation_state_stale`. Use it in the
+    /// service's readiness check.
+    pub fn is_healthy(&self) -> bool {
+        !self.shared.key_set().is_empty() && !self.shared.revocations_stale()
+    }
+
+    /// How old the revocation state is: the time since the last successful read of the
+    /// feed began (since the verifier was built if none succeeded). `None` without a feed.
+    pub fn revocation_staleness(&self) -> Option<Duration> {
+        self.shared.revocation_staleness()
+    }
+
+    /// The validation settings (issuer, audience, leeway, maximum token lifetime).
     pub fn validation(&self) -> &Validation {
         &self.shared.validation
     }
@@ -478,6 +638,7 @@ impl RemoteVerifier {
             revocations_synced_at: revocations.synced_at,
             revoked_tokens: revocations.tokens.len(),
             revoked_sessions: revocations.sessions.len(),
+            revocations_stale: self.shared.stale_given(&revocations),
         }
     }
 }
@@ -504,6 +665,8 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 struct Feed {
     url: reqwest::Url,
     secret: Secret,
+    /// Fail closed when the revocation state is older than this.
+    max_staleness: Option<Duration>,
 }
 
 struct KeyState {
@@ -518,6 +681,8 @@ struct Shared {
     feed: Option<Feed>,
     keys: RwLock<KeyState>,
     revocations: RwLock<Revocations>,
+    /// Where the revocation staleness counts from before the first successful read.
+    built_at: Instant,
     /// When an unknown `kid` last caused a refetch; held during that refetch, so
     /// concurrent callers wait for it instead of fetching again (single flight).
     last_refetch: AsyncMutex<Option<Instant>>,
@@ -529,8 +694,39 @@ impl Shared {
         Arc::clone(&read(&self.keys).keys)
     }
 
-    fn is_revoked(&self, claims: &AccessClaims) -> bool {
-        read(&self.revocations).is_revoked(claims)
+    /// `RevocationStateStale` when the revocation state is too old to tell, `Revoked`
+    /// when the token or its session is listed.
+    fn check_revocation(&self, claims: &AccessClaims) -> Result<(), TokenError> {
+        let revocations = read(&self.revocations);
+        if self.stale_given(&revocations) {
+            return Err(TokenError::RevocationStateStale);
+        }
+        if revocations.is_revoked(claims) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(())
+    }
+
+    fn revocation_staleness(&self) -> Option<Duration> {
+        self.staleness_given(&read(&self.revocations))
+    }
+
+    fn staleness_given(&self, revocations: &Revocations) -> Option<Duration> {
+        self.feed.as_ref()?;
+        Some(revocations.fresh_as_of.unwrap_or(self.built_at).elapsed())
+    }
+
+    fn revocations_stale(&self) -> bool {
+        self.stale_given(&read(&self.revocations))
+    }
+
+    /// Whether the revocation state is older than the feed's maximum staleness.
+    fn stale_given(&self, revocations: &Revocations) -> bool {
+        let Some(max) = self.feed.as_ref().and_then(|feed| feed.max_staleness) else {
+            return false;
+        };
+        self.staleness_given(revocations)
+            .is_some_and(|staleness| staleness > max)
     }
 
     /// Fetch the JWKS and trust exactly its keys from now on.
@@ -589,6 +785,8 @@ impl Shared {
         };
         for _ in 0..MAX_PAGES_PER_POLL {
             let after = read(&self.revocations).cursor;
+            // The page shows the feed as of (at least) the moment the request starts.
+            let started = Instant::now();
             let mut url = feed.url.clone();
             url.query_pairs_mut()
                 .append_pair("after", &after.to_string());
@@ -602,6 +800,7 @@ impl Shared {
             let mut revocations = write(&self.revocations);
             revocations.apply(&page);
             revocations.synced_at = Some(SystemTime::now());
+            revocations.fresh_as_of = Some(started);
             if caught_up {
                 revocations.purge(unix_now(), self.validation.leeway);
                 break;
@@ -704,6 +903,7 @@ async fn refresh_keys_task(
 
 async fn follow_revocations_task(shared: Weak<Shared>, every: Duration) {
     let mut failing = false;
+    let mut stale = false;
     loop {
         tokio::time::sleep(every).await;
         let Some(shared) = shared.upgrade() else {
@@ -715,6 +915,7 @@ async fn follow_revocations_task(shared: Weak<Shared>, every: Duration) {
                     tracing::info!("the revocation feed is readable again");
                 }
                 failing = false;
+                stale = false;
             }
             Err(error) => {
                 // Keep the revocations known so far; say so once, not once a second.
@@ -724,6 +925,13 @@ async fn follow_revocations_task(shared: Weak<Shared>, every: Duration) {
                     warn_fetch("revocation feed", &error);
                 }
                 failing = true;
+                if !stale && shared.revocations_stale() {
+                    stale = true;
+                    tracing::error!(
+                        "the revocation state is older than its maximum staleness; \
+                         refusing every token until the feed is readable again"
+                    );
+                }
                 let mut revocations = write(&shared.revocations);
                 revocations.purge(unix_now(), shared.validation.leeway);
             }
@@ -756,6 +964,8 @@ struct Revocations {
     tokens: HashMap<String, i64>,
     sessions: HashMap<String, i64>,
     synced_at: Option<SystemTime>,
+    /// When the last successful feed read started: the state is at least this fresh.
+    fresh_as_of: Option<Instant>,
 }
 
 impl Revocations {
@@ -833,6 +1043,61 @@ mod tests {
         assert!(revocations.is_revoked(&claims("-", "s1")));
         revocations.purge(231, Duration::from_secs(30));
         assert!(revocations.sessions.is_empty());
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_allowed() {
+        let accepted = |url: &str, allow: bool| parse_url(url, "jwks_url", allow).is_ok();
+        for url in [
+            "https://auth.example.com/.well-known/jwks.json",
+            "https://10.0.0.1:8443/auth/revocations",
+            "http://127.0.0.1:8080/.well-known/jwks.json",
+            "http://127.1.2.3/x",
+            "http://[::1]:8080/x",
+            "http://localhost:8080/x",
+            "http://LOCALHOST/x",
+        ] {
+            assert!(accepted(url, false), "{url} should be accepted");
+        }
+        for url in [
+            "http://auth.example.com/.well-known/jwks.json",
+            "http://10.0.0.1:8080/x",
+            "http://128.0.0.1/x",
+            "http://0.0.0.0:8080/x",
+            "http://[::ffff:7f00:1]/x",
+            "http://localhost.example.com/x",
+            "http://[2001:db8::1]/x",
+        ] {
+            assert_eq!(
+                parse_url(url, "revocation_feed", false).map_err(|e| match e {
+                    RemoteError::InsecureUrl { setting, .. } => setting,
+                    other => panic!("{url}: {other:?}"),
+                }),
+                Err("revocation_feed"),
+                "{url} should be refused"
+            );
+            assert!(
+                accepted(url, true),
+                "{url} should pass with allow_insecure_http"
+            );
+        }
+        // Other schemes are never accepted, not even with allow_insecure_http.
+        for url in ["ftp://127.0.0.1/x", "file:///etc/jwks.json"] {
+            assert!(matches!(
+                parse_url(url, "jwks_url", true),
+                Err(RemoteError::InvalidUrl { .. })
+            ));
+        }
+        // The error shows the URL without credentials or query.
+        let error = parse_url(
+            "http://user:hunter2@auth.example.com/feed?token=hunter3",
+            "revocation_feed",
+            false,
+        )
+        .map_err(|e| e.to_string());
+        let message = error.err().unwrap_or_default();
+        assert!(message.contains("auth.example.com/feed"), "{message}");
+        assert!(!message.contains("hunter"), "{message}");
     }
 
     #[test]

@@ -311,6 +311,75 @@ async fn a_revoked_token_gets_401_token_revoked() {
     .unwrap();
 }
 
+#[tokio::test]
+async fn a_stale_revocation_state_gets_503_for_extractor_and_layer() {
+    let key = TestKey::ed25519("ed-1");
+    let server = AuthServer::start(Jwks {
+        keys: vec![key.jwk()],
+    })
+    .await;
+    let verifier = Arc::new(
+        RemoteVerifier::builder()
+            .jwks_url(server.jwks_url())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .revocation_feed(server.feed_url(), FEED_SECRET)
+            .revocation_poll_interval(std::time::Duration::from_millis(20))
+            .max_revocation_staleness(Some(std::time::Duration::from_millis(100)))
+            .build()
+            .await
+            .unwrap(),
+    );
+    let bearer = format!(
+        "Bearer {}",
+        key.token(&claims_at(now(), "alice", "sid-1", "j", &[]))
+    );
+    let apps = [
+        extractor_app(Arc::clone(&verifier)),
+        layer_app(Arc::clone(&verifier)),
+    ];
+    for app in &apps {
+        assert_eq!(call(app, "/me", Some(&bearer)).await.0, StatusCode::OK);
+    }
+    server
+        .state
+        .feed_broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    common::eventually(std::time::Duration::from_secs(5), || async {
+        call(&apps[0], "/me", Some(&bearer)).await.0 == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await
+    .unwrap();
+    for app in &apps {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/me")
+                    .header(header::AUTHORIZATION, &bearer)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        // Not the token's fault: no challenge that would send the client to log in again.
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(
+            error_code(std::str::from_utf8(&body).unwrap()),
+            "revocation_state_stale"
+        );
+    }
+    // A request without a token is still 401 token_missing.
+    let (status, challenge, body) = call(&apps[0], "/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge.as_deref(), Some("Bearer"));
+    assert_eq!(error_code(&body), "token_missing");
+}
+
 #[test]
 fn bearer_tokens_are_read_strictly() {
     let headers = |values: &[&str]| {

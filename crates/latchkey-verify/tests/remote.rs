@@ -573,3 +573,251 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
         std::task::Poll::Pending => panic!("the build waited outside a runtime"),
     }
 }
+
+fn set_feed_broken(server: &AuthServer, broken: bool) {
+    server
+        .state
+        .feed_broken
+        .store(broken, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn plain_http_urls_are_refused_unless_loopback_or_allowed() {
+    let ed = TestKey::ed25519("ed-1");
+    // No request is made: the URLs are refused before any fetch.
+    let insecure_jwks = RemoteVerifier::builder()
+        .jwks_url("http://auth.example.com/.well-known/jwks.json")
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .await;
+    assert!(
+        matches!(
+            insecure_jwks,
+            Err(RemoteError::InsecureUrl {
+                setting: "jwks_url",
+                ..
+            })
+        ),
+        "{insecure_jwks:?}"
+    );
+    let insecure_feed = RemoteVerifier::builder()
+        .jwks(&jwks(&[&ed]))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .revocation_feed("http://auth.example.com/auth/revocations", FEED_SECRET)
+        .build()
+        .await;
+    assert!(
+        matches!(
+            insecure_feed,
+            Err(RemoteError::InsecureUrl {
+                setting: "revocation_feed",
+                ..
+            })
+        ),
+        "{insecure_feed:?}"
+    );
+    // The secret never shows in the error.
+    let message = insecure_feed.unwrap_err().to_string();
+    assert!(!message.contains(FEED_SECRET), "{message}");
+
+    // allow_insecure_http: the same kind of URL is used (here it fails at the network:
+    // 0.0.0.0 is not loopback, and nothing listens on port 1).
+    let allowed = RemoteVerifier::builder()
+        .jwks_url("http://0.0.0.0:1/.well-known/jwks.json")
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .allow_insecure_http(true)
+        .http_timeout(Duration::from_secs(2))
+        .build()
+        .await;
+    assert!(
+        matches!(allowed, Err(RemoteError::Request { .. })),
+        "{allowed:?}"
+    );
+
+    // Loopback over plain http is fine (every other test here uses 127.0.0.1).
+    let server = AuthServer::start(jwks(&[&ed])).await;
+    assert!(server.base.starts_with("http://127.0.0.1:"));
+    let verifier = builder(&server)
+        .revocation_feed(server.feed_url(), FEED_SECRET)
+        .build()
+        .await
+        .unwrap();
+    assert!(verifier.is_healthy());
+}
+
+#[tokio::test]
+async fn the_leeway_is_bounded_at_five_minutes() {
+    let ed = TestKey::ed25519("ed-1");
+    let with_leeway = |leeway: Duration| {
+        RemoteVerifier::builder()
+            .jwks(&jwks(&[&ed]))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .leeway(leeway)
+            .build()
+    };
+    let verifier = with_leeway(Duration::from_secs(300)).await.unwrap();
+    assert_eq!(verifier.validation().leeway, Duration::from_secs(300));
+    let refused = with_leeway(Duration::from_secs(301)).await;
+    assert_eq!(
+        refused.unwrap_err(),
+        RemoteError::LeewayTooLarge {
+            leeway: Duration::from_secs(301),
+            max: latchkey_verify::remote::MAX_LEEWAY,
+        }
+    );
+    assert!(with_leeway(Duration::from_secs(24 * 3600)).await.is_err());
+}
+
+#[tokio::test]
+async fn max_token_lifetime_refuses_longer_tokens() {
+    let ed = TestKey::ed25519("ed-1");
+    let verifier = RemoteVerifier::builder()
+        .jwks(&jwks(&[&ed]))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .max_token_lifetime(Duration::from_secs(600))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        verifier.validation().max_lifetime,
+        Some(Duration::from_secs(600))
+    );
+    let now = now();
+    let living = |lifetime: i64| {
+        let mut claims = claims_at(now, "user-1", "sid-1", "jti-1", &[]);
+        claims["exp"] = json!(now + lifetime);
+        ed.token(&claims)
+    };
+    // 600 s plus the default 30 s leeway.
+    assert_eq!(code(verifier.verify(&living(630)).await), "ok");
+    assert_eq!(
+        verifier.verify(&living(631)).await,
+        Err(TokenError::LifetimeTooLong)
+    );
+    assert_eq!(code(verifier.verify(&living(900)).await), "token_invalid");
+}
+
+#[tokio::test]
+async fn a_stale_revocation_state_fails_closed_and_recovers() {
+    let ed = TestKey::ed25519("ed-1");
+    let server = AuthServer::start(jwks(&[&ed])).await;
+    let verifier = builder(&server)
+        .revocation_feed(server.feed_url(), FEED_SECRET)
+        .revocation_poll_interval(Duration::from_millis(20))
+        .max_revocation_staleness(Some(Duration::from_millis(200)))
+        .build()
+        .await
+        .unwrap();
+    let token = ed.token(&claims_at(now(), "user-1", "sid-1", "jti-1", &[]));
+    assert!(verifier.verify(&token).await.is_ok());
+    assert!(verifier.is_healthy());
+    assert!(!verifier.status().revocations_stale);
+
+    // The feed fails: once it has failed for longer than 200 ms, tokens are refused.
+    set_feed_broken(&server, true);
+    let refused = eventually(PATIENCE, || async {
+        verifier.verify(&token).await == Err(TokenError::RevocationStateStale)
+    })
+    .await;
+    assert!(refused.is_ok(), "still accepted after {refused:?}");
+    assert_eq!(
+        code(verifier.verify(&token).await),
+        "revocation_state_stale"
+    );
+    assert!(!verifier.is_healthy());
+    assert!(verifier.status().revocations_stale);
+    assert!(verifier.revocation_staleness().unwrap() > Duration::from_millis(200));
+    // Invalid tokens keep their own code: staleness says nothing about them.
+    assert_eq!(code(verifier.verify("a.b.c").await), "token_invalid");
+
+    // The feed is back: tokens are accepted again, and a revocation made during the
+    // outage is in force.
+    let other = ed.token(&claims_at(now(), "user-1", "sid-2", "jti-2", &[]));
+    server.revoke("session", "sid-2", now() + 900);
+    set_feed_broken(&server, false);
+    let accepted = eventually(PATIENCE, || async { verifier.verify(&token).await.is_ok() }).await;
+    assert!(accepted.is_ok(), "still refused after {accepted:?}");
+    assert!(verifier.is_healthy());
+    assert!(!verifier.status().revocations_stale);
+    assert_eq!(verifier.verify(&other).await, Err(TokenError::Revoked));
+}
+
+#[tokio::test]
+async fn a_feed_never_read_is_stale_and_fail_open_must_be_asked_for() {
+    let ed = TestKey::ed25519("ed-1");
+    let server = AuthServer::start(jwks(&[&ed])).await;
+    set_feed_broken(&server, true);
+    let token = ed.token(&claims_at(now(), "user-1", "sid-1", "jti-1", &[]));
+
+    // fail_fast(false) with an unreadable feed: stale once the maximum has passed since
+    // the build, and fine once the feed is read.
+    let closed = builder(&server)
+        .revocation_feed(server.feed_url(), FEED_SECRET)
+        .revocation_poll_interval(Duration::from_millis(20))
+        .max_revocation_staleness(Some(Duration::from_millis(100)))
+        .fail_fast(false)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(closed.status().revocations_synced_at, None);
+    eventually(PATIENCE, || async {
+        closed.verify(&token).await == Err(TokenError::RevocationStateStale)
+    })
+    .await
+    .unwrap();
+    assert!(!closed.is_healthy());
+
+    // Fail open, explicitly: the last known state (here: none) is used however old.
+    let open = builder(&server)
+        .revocation_feed(server.feed_url(), FEED_SECRET)
+        .revocation_poll_interval(Duration::from_millis(20))
+        .max_revocation_staleness(None)
+        .fail_fast(false)
+        .build()
+        .await
+        .unwrap();
+    let hits = server.feed_hits();
+    eventually(PATIENCE, || async { server.feed_hits() >= hits + 10 })
+        .await
+        .unwrap();
+    assert!(open.verify(&token).await.is_ok());
+    assert!(open.is_healthy());
+    assert!(open.revocation_staleness().is_some());
+
+    set_feed_broken(&server, false);
+    eventually(PATIENCE, || async { closed.verify(&token).await.is_ok() })
+        .await
+        .unwrap();
+    assert!(closed.is_healthy());
+}
+
+#[tokio::test]
+async fn the_maximum_staleness_must_exceed_the_poll_interval() {
+    let ed = TestKey::ed25519("ed-1");
+    let server = AuthServer::start(jwks(&[&ed])).await;
+    let refused = builder(&server)
+        .revocation_feed(server.feed_url(), FEED_SECRET)
+        .revocation_poll_interval(Duration::from_secs(5))
+        .max_revocation_staleness(Some(Duration::from_secs(5)))
+        .build()
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(RemoteError::InvalidSetting {
+                setting: "max_revocation_staleness",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // Without a feed there is nothing to be stale.
+    let verifier = builder(&server).build().await.unwrap();
+    assert_eq!(verifier.revocation_staleness(), None);
+    assert!(verifier.is_healthy());
+}

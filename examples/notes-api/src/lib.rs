@@ -5,11 +5,14 @@
 //! - `GET /notes`: the caller's notes (any valid access token);
 //! - `POST /notes` with `{"text": "..."}`: add a note for the caller (201);
 //! - `GET /admin/notes`: every note (role `admin`, checked by `VerifyLayer`);
-//! - `GET /healthz`: no token needed; what the verifier knows (keys, revocation cursor).
+//! - `GET /healthz`: no token needed; what the verifier knows (keys, revocation cursor,
+//!   whether the revocation state is stale); 503 while the verifier cannot do its job.
 //!
 //! Refusals use the Latchkey error format `{"error": "...", "code": "..."}`: 401
 //! `token_missing` / `token_invalid` / `token_expired` / `token_revoked` with a
-//! `WWW-Authenticate: Bearer` challenge, 403 `insufficient_role`, 400 `invalid_note`.
+//! `WWW-Authenticate: Bearer` challenge, 403 `insufficient_role`, 400 `invalid_note`,
+//! 503 `revocation_state_stale` while the revocation feed has been unreadable for longer
+//! than the verifier's maximum staleness.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -152,13 +155,20 @@ async fn all_notes(State(state): State<AppState>) -> Json<Vec<Note>> {
     Json(all)
 }
 
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+async fn health(State(state): State<AppState>) -> Response {
     let status = state.verifier.status();
-    Json(json!({
-        "status": "ok",
+    let healthy = state.verifier.is_healthy();
+    let body = Json(json!({
+        "status": if healthy { "ok" } else { "unhealthy" },
         "keys": status.keys,
         "revocation_cursor": status.revocation_cursor,
-    }))
+        "revocations_stale": status.revocations_stale,
+    }));
+    if healthy {
+        body.into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 fn unix_now() -> i64 {
@@ -181,6 +191,9 @@ pub struct Config {
     pub revocation_feed: Option<(String, String)>,
     /// `NOTES_BIND`, default `127.0.0.1:8081`.
     pub bind: SocketAddr,
+    /// `LATCHKEY_ALLOW_INSECURE_HTTP=true`: accept plain `http://` URLs to hosts that are
+    /// not loopback (default `false`; see `RemoteVerifierBuilder::allow_insecure_http`).
+    pub allow_insecure_http: bool,
 }
 
 impl Config {
@@ -202,6 +215,15 @@ impl Config {
                     .to_owned())
             }
         };
+        let allow_insecure_http = match var("LATCHKEY_ALLOW_INSECURE_HTTP").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                return Err(format!(
+                    "LATCHKEY_ALLOW_INSECURE_HTTP {other:?} is not true or false"
+                ))
+            }
+        };
         let bind = var("NOTES_BIND").unwrap_or_else(|| "127.0.0.1:8081".to_owned());
         let bind = bind
             .parse()
@@ -212,6 +234,7 @@ impl Config {
             audience: required("LATCHKEY_AUDIENCE")?,
             revocation_feed,
             bind,
+            allow_insecure_http,
         })
     }
 
@@ -220,7 +243,8 @@ impl Config {
         let builder = RemoteVerifier::builder()
             .jwks_url(&self.jwks_url)
             .issuer(&self.issuer)
-            .audience(&self.audience);
+            .audience(&self.audience)
+            .allow_insecure_http(self.allow_insecure_http);
         match &self.revocation_feed {
             Some((url, secret)) => builder
                 .revocation_feed(url, secret)
@@ -275,5 +299,32 @@ mod tests {
         let mut bad_bind = BASE.to_vec();
         bad_bind.push(("NOTES_BIND", "nowhere"));
         assert!(Config::from_vars(vars(&bad_bind)).is_err());
+
+        assert!(!config.allow_insecure_http);
+        let mut insecure = BASE.to_vec();
+        insecure.push(("LATCHKEY_ALLOW_INSECURE_HTTP", "true"));
+        let config = Config::from_vars(vars(&insecure)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.allow_insecure_http);
+        let mut bad = BASE.to_vec();
+        bad.push(("LATCHKEY_ALLOW_INSECURE_HTTP", "yes please"));
+        assert!(Config::from_vars(vars(&bad)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_url_to_another_host_needs_the_opt_in() {
+        let mut vars_list = BASE.to_vec();
+        vars_list[0] = (
+            "LATCHKEY_JWKS_URL",
+            "http://auth.example.com/.well-known/jwks.json",
+        );
+        let config = Config::from_vars(vars(&vars_list)).unwrap_or_else(|e| panic!("{e}"));
+        let refused = config.verifier().build().await;
+        assert!(
+            matches!(
+                refused,
+                Err(latchkey_verify::RemoteError::InsecureUrl { .. })
+            ),
+            "{refused:?}"
+        );
     }
 }

@@ -225,4 +225,6 @@ async fn admin_notes_need_the_admin_role() {
 
     let (status, health) = send(&app, "GET", "/healthz", None, None).await;
     assert_eq!((status, health["keys"].as_u64()), (StatusCode::OK, Some(1)));
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["revocations_stale"], false);
 }
