@@ -645,7 +645,7 @@ impl AuthService {
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let now = clock::now().unix_seconds();
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
-        let claims = match self.verified.get(token, now, leeway) {
+        let claims = match self.verified.get(token, now, leeway, 0) {
             Some(claims) => claims,
             None => {
                 let claims = match self.verify_signature_and_claims(token) {
@@ -655,7 +655,7 @@ impl AuthService {
                     other => other?,
                 };
                 let claims = Arc::new(claims);
-                self.verified.insert(token, claims.clone());
+                self.verified.insert(token, claims.clone(), 0);
                 claims
             }
         };
