@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::password::normalise;
 use crate::time::Timestamp;
 
 macro_rules! uuid_id {
@@ -63,12 +64,18 @@ pub enum InvalidInput {
     /// The e-mail address is not a plausible address.
     #[error("the e-mail address is not valid")]
     Email,
-    /// The password is shorter than 8 bytes.
-    #[error("the password must be at least 8 bytes long")]
+    /// The password has fewer than [`Password::MIN_CHARS`] characters (Unicode code
+    /// points, counted after NFKC normalisation).
+    #[error("the password must be at least 8 characters long")]
     PasswordTooShort,
-    /// The password is longer than 1024 bytes.
+    /// The password is longer than [`Password::MAX_BYTES`] bytes of UTF-8, as typed or
+    /// after NFKC normalisation.
     #[error("the password must be at most 1024 bytes long")]
     PasswordTooLong,
+    /// The password is among the most common ones or otherwise easy to guess (zxcvbn
+    /// score below [`Password::MIN_SCORE`]).
+    #[error("the password is too easy to guess; choose a longer or less common one")]
+    PasswordTooWeak,
     /// A role name is not 1 to 64 characters of `a-z`, `0-9`, `_`, `-`, `.`, `:`.
     #[error("a role must be 1 to 64 characters of a-z, 0-9, '_', '-', '.', ':'")]
     Role,
@@ -81,6 +88,7 @@ impl InvalidInput {
             Self::Email => "email_invalid",
             Self::PasswordTooShort => "password_too_short",
             Self::PasswordTooLong => "password_too_long",
+            Self::PasswordTooWeak => "password_too_weak",
             Self::Role => "role_invalid",
         }
     }
@@ -136,21 +144,55 @@ impl fmt::Display for Email {
     }
 }
 
-/// A password as typed: 8 to 1024 bytes. Its `Debug` never shows it.
+/// A new password, checked and normalised: its NFKC form has at least 8 characters
+/// (Unicode code points, as NIST SP 800-63B counts them), at most 1024 bytes, and is not
+/// among the passwords an attacker tries first (zxcvbn). The NFKC form is what gets
+/// hashed, so a password typed in full-width or composed/decomposed forms on another
+/// keyboard still matches; [`normalise`] is the same step for a password presented at
+/// login (and [`PasswordHasher::verify`](crate::password::PasswordHasher::verify)
+/// applies it itself). Its `Debug` never shows it.
 #[derive(Clone)]
 pub struct Password(String);
 
 impl Password {
-    /// Check the length rules.
+    /// Fewest characters (Unicode code points of the NFKC form).
+    pub const MIN_CHARS: usize = 8;
+    /// Most bytes, both as typed and in the NFKC form. Bounds the Argon2 input and
+    /// matches the check login does on the typed password.
+    pub const MAX_BYTES: usize = 1024;
+    /// Lowest zxcvbn score (0 to 4) accepted. Score 1 and below means "guessable in
+    /// fewer than 10^6 tries": the most common passwords, a dictionary word with a
+    /// digit, keyboard walks, repeats.
+    pub const MIN_SCORE: u8 = 2;
+
+    /// Check and normalise a new password as typed.
     pub fn parse(raw: String) -> Result<Self, InvalidInput> {
-        match raw.len() {
-            0..=7 => Err(InvalidInput::PasswordTooShort),
-            8..=1024 => Ok(Self(raw)),
-            _ => Err(InvalidInput::PasswordTooLong),
-        }
+        Self::parse_with_context(raw, &[])
     }
 
-    /// The password's bytes, for hashing only.
+    /// Like [`Password::parse`], also refusing passwords built from `user_inputs` (such
+    /// as the account's e-mail address), which zxcvbn counts as cheap guesses.
+    pub fn parse_with_context(raw: String, user_inputs: &[&str]) -> Result<Self, InvalidInput> {
+        // Checked on the typed form first, so normalising never works on more than
+        // MAX_BYTES of input.
+        if raw.len() > Self::MAX_BYTES {
+            return Err(InvalidInput::PasswordTooLong);
+        }
+        let normalised = normalise(&raw).into_owned();
+        if normalised.len() > Self::MAX_BYTES {
+            return Err(InvalidInput::PasswordTooLong);
+        }
+        if normalised.chars().count() < Self::MIN_CHARS {
+            return Err(InvalidInput::PasswordTooShort);
+        }
+        // zxcvbn looks at the first 100 characters only, which bounds its cost.
+        if u8::from(zxcvbn::zxcvbn(&normalised, user_inputs).score()) < Self::MIN_SCORE {
+            return Err(InvalidInput::PasswordTooWeak);
+        }
+        Ok(Self(normalised))
+    }
+
+    /// The NFKC-normalised password's bytes, for hashing only.
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
     }
@@ -261,4 +303,109 @@ pub struct RefreshTokenRecord {
     pub issued_at: Timestamp,
     /// When it was spent by a rotation, if it was.
     pub spent_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(raw: &str) -> Option<InvalidInput> {
+        Password::parse(raw.to_owned()).err()
+    }
+
+    #[test]
+    fn password_length_counts_characters_not_bytes() {
+        // Three CJK characters are nine bytes: too short all the same.
+        assert_eq!(refusal("密码锁"), Some(InvalidInput::PasswordTooShort));
+        assert_eq!(refusal("ąęł"), Some(InvalidInput::PasswordTooShort));
+        // Eight unusual characters are enough.
+        assert!(Password::parse("海豚跳过月亮的桥".to_owned()).is_ok());
+        // Counted after normalisation: the one-character ligature "ﬃ" is three letters.
+        assert_eq!(refusal("ﬃ"), Some(InvalidInput::PasswordTooShort));
+    }
+
+    #[test]
+    fn passwords_are_hashed_in_nfkc_form() {
+        let full_width =
+            Password::parse("ｃｏｒｒｅｃｔ\u{3000}ｈｏｒｓｅ\u{3000}ｂａｔｔｅｒｙ".to_owned())
+                .unwrap();
+        let ascii = Password::parse("correct horse battery".to_owned()).unwrap();
+        assert_eq!(full_width.expose(), ascii.expose());
+        assert_eq!(ascii.expose(), b"correct horse battery");
+        let composed = Password::parse("crème brûlée au café".to_owned()).unwrap();
+        let decomposed =
+            Password::parse("cre\u{300}me bru\u{302}le\u{301}e au cafe\u{301}".to_owned()).unwrap();
+        assert_eq!(composed.expose(), decomposed.expose());
+        assert_eq!(composed.expose(), "crème brûlée au café".as_bytes());
+    }
+
+    #[test]
+    fn length_cap_holds_before_and_after_normalisation() {
+        assert_eq!(
+            refusal(&"x".repeat(Password::MAX_BYTES + 1)),
+            Some(InvalidInput::PasswordTooLong)
+        );
+        // 300 × U+FDFA is 900 bytes as typed and about 10,000 bytes in NFKC.
+        let expanding = "\u{FDFA}".repeat(300);
+        assert!(expanding.len() <= Password::MAX_BYTES);
+        assert_eq!(refusal(&expanding), Some(InvalidInput::PasswordTooLong));
+        let long: String = "correct horse battery staple "
+            .repeat(40)
+            .chars()
+            .take(Password::MAX_BYTES)
+            .collect();
+        assert!(Password::parse(long).is_ok());
+    }
+
+    #[test]
+    fn common_passwords_are_too_weak() {
+        for weak in [
+            "12345678",
+            "password",
+            "password1",
+            "Password1!",
+            "qwertyuiop",
+            "iloveyou123",
+            "trustno1trustno1",
+            "ｐａｓｓｗｏｒｄ１２３", // full-width "password123"
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(refusal(weak), Some(InvalidInput::PasswordTooWeak), "{weak}");
+        }
+        assert_eq!(InvalidInput::PasswordTooWeak.code(), "password_too_weak");
+    }
+
+    #[test]
+    fn passphrases_and_the_documented_passwords_pass() {
+        for strong in [
+            "correct horse battery staple",
+            "correct horse battery",
+            "correct horse",
+            "a long admin password",
+            "benchmark-password-1",
+            "k9#mQ2zx",
+        ] {
+            assert_eq!(refusal(strong), None, "{strong}");
+        }
+    }
+
+    #[test]
+    fn the_account_name_makes_a_password_weaker() {
+        let raw = "quinnsworth2024";
+        assert!(Password::parse(raw.to_owned()).is_ok());
+        assert_eq!(
+            Password::parse_with_context(
+                raw.to_owned(),
+                &["quinnsworth@example.com", "quinnsworth"]
+            )
+            .err(),
+            Some(InvalidInput::PasswordTooWeak)
+        );
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        let password = Password::parse("correct horse battery".to_owned()).unwrap();
+        assert_eq!(format!("{password:?}"), "Password(<redacted>)");
+    }
 }

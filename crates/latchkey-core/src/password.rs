@@ -7,13 +7,32 @@
 //! keeps and reuses, so a server's memory stays at one buffer per hashing thread instead
 //! of growing with every allocator arena that ever ran a hash.
 
+use std::borrow::Cow;
+
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use aws_lc_rs::{constant_time, rand};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 use crate::model::Password;
+
+/// The form of a password that is hashed and verified: Unicode NFKC (compatibility
+/// composition). Borrows when the text is already in that form (all ASCII text is).
+/// Whitespace and case are kept as typed.
+pub fn normalise(raw: &str) -> Cow<'_, str> {
+    if is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(raw)
+    } else {
+        let normalised: String = raw.nfkc().collect();
+        if normalised == raw {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(normalised)
+        }
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,15 +166,33 @@ impl PasswordHasher {
         ))
     }
 
-    /// Whether `password` matches `stored`. With `stored = None` (unknown user) the same
-    /// work is done against a dummy hash and the answer is `false`. A stored hash made
-    /// with other costs is checked with its own costs.
+    /// Whether `password`, as typed at login, matches `stored`. With `stored = None`
+    /// (unknown user) the same work is done against a dummy hash and the answer is
+    /// `false`. A stored hash made with other costs is checked with its own costs.
+    ///
+    /// UTF-8 text is first brought to the form [`Password`] hashes (NFKC, see
+    /// [`normalise`]), so callers pass the password exactly as received. When that form
+    /// differs from the typed bytes and does not match, the typed bytes are tried too:
+    /// hashes stored before passwords were normalised were made from them. Whether that
+    /// second hash runs depends only on the typed text, never on whether the account
+    /// exists.
     pub fn verify(&self, password: &[u8], stored: Option<&str>, memory: &mut HashMemory) -> bool {
         let (hash_text, real) = match stored {
             Some(hash) => (hash, true),
             None => (self.dummy_hash.as_str(), false),
         };
-        verify_phc(password, hash_text, memory).unwrap_or(false) && real
+        let normalised = std::str::from_utf8(password)
+            .ok()
+            .map(normalise)
+            .filter(|form| form.as_bytes() != password);
+        let matches = match normalised {
+            None => verify_phc(password, hash_text, memory).unwrap_or(false),
+            Some(form) => {
+                verify_phc(form.as_bytes(), hash_text, memory).unwrap_or(false)
+                    || verify_phc(password, hash_text, memory).unwrap_or(false)
+            }
+        };
+        matches && real
     }
 }
 
@@ -226,6 +263,42 @@ mod tests {
             .to_string();
         assert!(hasher.verify(b"correct horse", Some(&theirs), &mut memory));
         assert!(!hasher.verify(b"correct horsE", Some(&theirs), &mut memory));
+    }
+
+    #[test]
+    fn login_text_is_normalised_like_the_stored_password() {
+        let (hasher, mut memory) = cheap();
+        let hash = hasher
+            .hash(&password("ｃｏｒｒｅｃｔ ｈｏｒｓｅ"), &mut memory)
+            .unwrap();
+        assert!(hasher.verify(b"correct horse", Some(&hash), &mut memory));
+        assert!(hasher.verify(
+            "ｃｏｒｒｅｃｔ ｈｏｒｓｅ".as_bytes(),
+            Some(&hash),
+            &mut memory
+        ));
+        assert!(!hasher.verify(b"correct horsE", Some(&hash), &mut memory));
+        let cafe = hasher
+            .hash(&password("cafe\u{301} au lait"), &mut memory)
+            .unwrap();
+        assert!(hasher.verify("café au lait".as_bytes(), Some(&cafe), &mut memory));
+    }
+
+    #[test]
+    fn hashes_of_unnormalised_text_from_before_still_verify() {
+        let (hasher, mut memory) = cheap();
+        let typed = "ｃｏｒｒｅｃｔ ｈｏｒｓｅ";
+        let legacy = hasher.hash_bytes(typed.as_bytes(), &mut memory).unwrap();
+        assert!(hasher.verify(typed.as_bytes(), Some(&legacy), &mut memory));
+        assert!(!hasher.verify(b"correct horsE", Some(&legacy), &mut memory));
+    }
+
+    #[test]
+    fn normalise_borrows_text_already_in_form() {
+        assert!(matches!(normalise("plain ascii"), Cow::Borrowed(_)));
+        assert!(matches!(normalise("café"), Cow::Borrowed(_)));
+        assert_eq!(normalise("ｃａｆｅ\u{301}"), "café");
+        assert_eq!(normalise("\u{FB03}"), "ffi");
     }
 
     #[test]

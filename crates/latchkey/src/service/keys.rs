@@ -1,6 +1,7 @@
 //! The signing-key ring: first key on first start, rotation, reloads to pick up keys
 //! other replicas made.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,11 @@ impl AuthService {
         let ring = load_key_ring(self.store.as_ref(), &self.policy).await?;
         if let Ok(mut current) = self.key_ring.write() {
             *current = Arc::new(ring);
+            // Claims cached under the old ring may carry a key that is gone: a reload
+            // (every LATCHKEY_KEY_RELOAD, or on an unknown kid) costs one signature check
+            // per live token, no more.
+            self.key_generation.fetch_add(1, Ordering::AcqRel);
+            self.verified.clear();
         }
         Ok(())
     }

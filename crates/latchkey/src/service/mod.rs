@@ -21,6 +21,7 @@ mod sessions;
 mod tokens;
 
 use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -113,6 +114,8 @@ pub struct AuthService {
     refresh_keys: RefreshKeys,
     key_ring: RwLock<Arc<KeyRing>>,
     key_reload: Mutex<Option<Timestamp>>,
+    /// Bumped whenever the key ring changes; verified-token cache entries carry it.
+    key_generation: AtomicU64,
     revocations: RevocationCache,
     verified: VerifiedTokenCache,
     limiter: Arc<dyn RateLimiter>,
@@ -158,6 +161,7 @@ impl AuthService {
             refresh_keys,
             key_ring: RwLock::new(Arc::new(ring)),
             key_reload: Mutex::new(None),
+            key_generation: AtomicU64::new(0),
             revocations: RevocationCache::default(),
             verified: VerifiedTokenCache::new(policy.verified_token_cache),
             limiter: collaborators.limiter,

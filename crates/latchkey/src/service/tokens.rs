@@ -1,6 +1,7 @@
 //! Access tokens: signing them at login and refresh, and checking them on every request
 //! (no I/O unless the `kid` is unknown).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -77,7 +78,9 @@ impl AuthService {
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let now = clock::now().unix_seconds();
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
-        let claims = match self.verified.get(token, now, leeway) {
+        // Entries verified under an older key ring (a key since removed or revoked) miss.
+        let generation = self.key_generation.load(Ordering::Acquire);
+        let claims = match self.verified.get(token, now, leeway, generation) {
             Some(claims) => claims,
             None => {
                 let claims = match self.verify_signature_and_claims(token) {
@@ -87,7 +90,7 @@ impl AuthService {
                     other => other?,
                 };
                 let claims = Arc::new(claims);
-                self.verified.insert(token, claims.clone());
+                self.verified.insert(token, claims.clone(), generation);
                 claims
             }
         };

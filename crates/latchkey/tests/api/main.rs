@@ -16,6 +16,7 @@ mod flow;
 mod input;
 mod interop;
 mod keys;
+mod passwords;
 mod replicas;
 mod rotation;
 mod services;
