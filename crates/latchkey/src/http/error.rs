@@ -106,7 +106,7 @@ impl From<AuthError> for ApiError {
                     "too many requests; retry later",
                 )
             },
-            AuthError::Overloaded => Self {
+            AuthError::Overloaded | AuthError::Store(StoreError::Busy) => Self {
                 retry_after: Some(Duration::from_secs(1)),
                 ..Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
