@@ -234,6 +234,9 @@ impl RefreshLane {
 
     /// Queue a read or a rotation, unless [`Shared::limit`] requests are waiting already.
     fn send(&self, request: Request) -> Result<(), StoreError> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(stopped());
+        }
         let waiting = self.shared.queued.fetch_add(1, Ordering::AcqRel);
         if waiting >= self.shared.limit {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);

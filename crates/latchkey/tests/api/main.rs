@@ -15,6 +15,7 @@ mod faults;
 mod flow;
 mod input;
 mod interop;
+mod redis_shared;
 mod keys;
 mod replicas;
 mod rotation;
