@@ -122,11 +122,10 @@ async fn the_per_ip_login_limit_holds_across_replicas() {
     let (_dir, a, b) = two_replicas(&redis, &["--rate-login-per-ip", "3/1m"]).await;
     let email = "limit@example.com";
     assert_eq!(a.register(email).await.status(), StatusCode::CREATED);
+    let body = json!({ "email": email, "password": PASSWORD, "refresh_delivery": "body" });
     let login = |app: &TestApp| {
-        app.post_json(
-            "/auth/login",
-            &json!({ "email": email, "password": PASSWORD, "refresh_delivery": "body" }),
-        )
+        let request = app.client.post(app.url("/auth/login")).json(&body);
+        async move { request.send().await.unwrap() }
     };
     assert_eq!(login(&a).await.status(), StatusCode::OK);
     assert_eq!(login(&b).await.status(), StatusCode::OK);
