@@ -27,11 +27,14 @@ async fn two_replicas(redis: &PrivateRedis, extra: &[&str]) -> (tempfile::TempDi
     (dir, a, b)
 }
 
+fn claims_of(access: &str) -> Value {
+    let payload = access.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 /// The `sid` claim of an access token.
 fn session_of(access: &str) -> SessionId {
-    let payload = access.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sid"].as_str().unwrap().parse().unwrap()
+    claims_of(access)["sid"].as_str().unwrap().parse().unwrap()
 }
 
 async fn publish(redis: &PrivateRedis, message: &str) {
@@ -87,12 +90,15 @@ async fn forged_redis_messages_neither_revoke_nor_unrevoke() {
     .await;
     assert!(seen.is_some(), "a valid revocation arrives through fan-out");
 
-    // A plain Redis client publishes an un-revoke of that session (expiry 0, in the old
-    // unsigned form and with a made-up MAC) and a revocation of a live session.
+    // A plain Redis client publishes an un-revoke of that session and of its access token
+    // (expiry 0, in the old unsigned form and with a made-up MAC), and a revocation of a
+    // live session.
     let live = a.login_body(email).await;
     let revoked_sid = session_of(&revoked.access);
+    let revoked_jti = claims_of(&revoked.access)["jti"].as_str().unwrap().to_owned();
     let live_sid = session_of(&live.access);
     publish(&redis, &format!("s:{revoked_sid}:0")).await;
+    publish(&redis, &format!("t:{revoked_jti}:0")).await;
     publish(&redis, &format!("s:{revoked_sid}:0#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await;
     publish(&redis, &format!("s:{live_sid}:99999999999999")).await;
     revoke_through_fanout(&b, &a, email).await;
