@@ -265,7 +265,10 @@ struct RejectLog {
 impl RejectLog {
     fn note(&mut self) {
         self.unreported += 1;
-        if self.last.is_none_or(|last| last.elapsed() >= REJECT_LOG_EVERY) {
+        if self
+            .last
+            .is_none_or(|last| last.elapsed() >= REJECT_LOG_EVERY)
+        {
             tracing::warn!(
                 ignored = self.unreported,
                 channel = REVOCATION_CHANNEL,
@@ -454,15 +457,23 @@ mod tests {
         let until = Timestamp::from_unix_millis(1_800_000_000_123);
         let (_, payload) = encode(&Revoked::Session(sid), until);
         let sealed = key.seal(&payload);
-        assert_eq!(
-            accept(&key, &sealed),
-            Some((Revoked::Session(sid), until))
-        );
+        assert_eq!(accept(&key, &sealed), Some((Revoked::Session(sid), until)));
         assert_eq!(accept(&other, &sealed), None, "another master secret");
-        assert_eq!(accept(&key, &payload), None, "unsealed, as a plain client sends");
-        assert_eq!(accept(&key, &format!("s:{sid}:0")), None, "forged un-revoke");
+        assert_eq!(
+            accept(&key, &payload),
+            None,
+            "unsealed, as a plain client sends"
+        );
+        assert_eq!(
+            accept(&key, &format!("s:{sid}:0")),
+            None,
+            "forged un-revoke"
+        );
         let (_, unrevoke) = encode(&Revoked::Session(sid), Timestamp::from_unix_millis(0));
-        let tag = sealed.rsplit_once('#').map(|(_, tag)| tag).unwrap_or_default();
+        let tag = sealed
+            .rsplit_once('#')
+            .map(|(_, tag)| tag)
+            .unwrap_or_default();
         assert_eq!(
             accept(&key, &format!("{unrevoke}#{tag}")),
             None,
@@ -477,6 +488,46 @@ mod tests {
             Some((Revoked::AccessToken("a#b".into()), until)),
             "a jti may hold the separator"
         );
+    }
+
+    /// A "Redis" that accepts connections and never answers; counts the connections.
+    async fn silent_redis() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn checks_fall_back_at_once_while_one_connect_is_under_way() {
+        let (url, accepted) = silent_redis().await;
+        let link = RedisLink::open(&url).await.unwrap();
+        assert!(!link.is_healthy());
+        let after_open = accepted.load(Ordering::SeqCst);
+        let limiter = RedisRateLimiter::new(Arc::clone(&link));
+        let spec = RateSpec {
+            count: 1000,
+            period: Duration::from_secs(60),
+        };
+        let checks = (0..20).map(|i| {
+            let limiter = &limiter;
+            async move { limiter.check(&format!("k{i}"), spec).await }
+        });
+        let decisions = futures::future::join_all(checks).await;
+        assert!(decisions.iter().all(|d| matches!(d, RateDecision::Allowed)));
+        // Each check answered from the local fallback without a connect of its own: at
+        // most the one background attempt (of up to two connections, with its retry)
+        // has reached the server, not one per check queued behind a lock.
+        let during = accepted.load(Ordering::SeqCst) - after_open;
+        assert!(during <= 2, "{during} connections for 20 checks");
     }
 
     #[test]

@@ -123,15 +123,25 @@ mod tests {
         cache.insert(Revoked::Session(sid), earlier);
         assert_eq!(cache.session_revoked_until(sid), Some(later));
         cache.purge(earlier);
-        assert!(cache.is_revoked("any", Some(sid)), "still revoked after a purge at `earlier`");
+        assert!(
+            cache.is_revoked("any", Some(sid)),
+            "still revoked after a purge at `earlier`"
+        );
 
         cache.insert(Revoked::AccessToken("j".into()), later);
-        cache.insert(Revoked::AccessToken("j".into()), Timestamp::from_unix_millis(0));
+        cache.insert(
+            Revoked::AccessToken("j".into()),
+            Timestamp::from_unix_millis(0),
+        );
         cache.purge(earlier);
         assert!(cache.is_revoked("j", None));
 
         let extended = Timestamp::from_unix_millis(3_000_000);
         cache.insert(Revoked::Session(sid), extended);
-        assert_eq!(cache.session_revoked_until(sid), Some(extended), "can be extended");
+        assert_eq!(
+            cache.session_revoked_until(sid),
+            Some(extended),
+            "can be extended"
+        );
     }
 }

@@ -406,12 +406,7 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
 }
 
 /// The lane thread: serve batches until closed or every handle is gone.
-fn serve(
-    mut conn: Connection,
-    answers: Answers,
-    queue: &mpsc::Receiver<Request>,
-    shared: &Shared,
-) {
+fn serve(mut conn: Connection, answers: Answers, queue: &mpsc::Receiver<Request>, shared: &Shared) {
     let mut rotations = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         let mut close = None;
@@ -701,8 +696,8 @@ mod tests {
     #[tokio::test]
     async fn a_stopped_lane_says_so() {
         let (dir, path) = wal_database();
-        let lane = RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full)
-            .unwrap();
+        let lane =
+            RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full).unwrap();
         assert!(lane.check_running().is_ok());
         lane.close().await;
         assert!(matches!(
@@ -719,8 +714,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_sync_counts_as_stopped() {
         let (dir, path) = wal_database();
-        let lane = RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full)
-            .unwrap();
+        let lane =
+            RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full).unwrap();
         // What `sync_then_answer` records when `fsync` fails.
         lane.shared.sync_failed.store(true, Ordering::Release);
         assert!(matches!(

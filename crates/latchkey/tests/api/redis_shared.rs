@@ -17,7 +17,10 @@ use crate::helpers::*;
 use crate::replicas::eventually;
 
 /// Two servers on one SQLite file and one Redis, polling the store's log only hourly.
-async fn two_replicas(redis: &PrivateRedis, extra: &[&str]) -> (tempfile::TempDir, TestApp, TestApp) {
+async fn two_replicas(
+    redis: &PrivateRedis,
+    extra: &[&str],
+) -> (tempfile::TempDir, TestApp, TestApp) {
     let (dir, path) = temp_db();
     let url = redis.url();
     let mut args = vec!["--redis-url", url.as_str(), "--revocation-poll", "1h"];
@@ -68,7 +71,10 @@ async fn revoke_through_fanout(from: &TestApp, to: &TestApp, email: &str) {
         to.me(&marker.access).await.status() == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(seen.is_some(), "a logout on one replica reaches the other through Redis");
+    assert!(
+        seen.is_some(),
+        "a logout on one replica reaches the other through Redis"
+    );
 }
 
 #[tokio::test]
@@ -95,11 +101,18 @@ async fn forged_redis_messages_neither_revoke_nor_unrevoke() {
     // live session.
     let live = a.login_body(email).await;
     let revoked_sid = session_of(&revoked.access);
-    let revoked_jti = claims_of(&revoked.access)["jti"].as_str().unwrap().to_owned();
+    let revoked_jti = claims_of(&revoked.access)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let live_sid = session_of(&live.access);
     publish(&redis, &format!("s:{revoked_sid}:0")).await;
     publish(&redis, &format!("t:{revoked_jti}:0")).await;
-    publish(&redis, &format!("s:{revoked_sid}:0#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await;
+    publish(
+        &redis,
+        &format!("s:{revoked_sid}:0#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+    )
+    .await;
     publish(&redis, &format!("s:{live_sid}:99999999999999")).await;
     revoke_through_fanout(&b, &a, email).await;
 
@@ -137,8 +150,18 @@ async fn the_per_ip_login_limit_holds_across_replicas() {
     assert_eq!(login(&b).await.status(), StatusCode::OK);
     assert_eq!(login(&a).await.status(), StatusCode::OK);
     // The fourth login from this address within the minute, on either replica.
-    assert_error(login(&b).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
-    assert_error(login(&a).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_error(
+        login(&b).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+    assert_error(
+        login(&a).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
     a.stop().await;
     b.stop().await;
 }
