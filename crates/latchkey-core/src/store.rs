@@ -21,6 +21,10 @@ pub enum StoreError {
     /// The backend could not be reached or timed out; the operation did not happen.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Too many operations are waiting already (a bounded queue is full); this one was
+    /// refused at once and did not happen. Retry shortly.
+    #[error("the store is busy; retry shortly")]
+    Busy,
     /// The backend answered with data this version cannot understand, or another
     /// unexpected failure.
     #[error("store failure: {0}")]

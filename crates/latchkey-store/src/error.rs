@@ -52,6 +52,7 @@ pub(crate) fn copy_error(error: &StoreError) -> StoreError {
     match error {
         StoreError::EmailTaken => StoreError::EmailTaken,
         StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
+        StoreError::Busy => StoreError::Busy,
         StoreError::Internal(detail) => StoreError::Internal(detail.clone()),
     }
 }

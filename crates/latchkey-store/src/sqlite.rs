@@ -587,7 +587,10 @@ impl AuditLog for SqliteStore {
 
 #[async_trait]
 impl Maintenance for SqliteStore {
+    /// Fails when the database does not answer, and when the refresh lane has stopped
+    /// (its thread ended or a WAL sync failed): every refresh would fail then.
     async fn ping(&self) -> Result<(), StoreError> {
+        self.refresh_lane.check_running()?;
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
@@ -619,3 +622,27 @@ impl Maintenance for SqliteStore {
 
 /// What the `rotations_apply` trigger raises when the compare-and-set fails.
 pub(crate) const ROTATION_CONFLICT: &str = "rotation_conflict";
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::store::Maintenance;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn ping_fails_once_the_refresh_lane_has_stopped() {
+        let dir = std::env::temp_dir().join(format!("latchkey-ping-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("ping.db").display());
+        let store = SqliteStore::connect(&url, SqliteSettings::default())
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        // The lane alone stops; the pools still answer `SELECT 1`.
+        store.refresh_lane.close().await;
+        let err = store.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "got {err:?}");
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

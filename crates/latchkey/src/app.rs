@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::password::{HashCost, PasswordHasher};
+use latchkey_core::refresh::RefreshKeys;
 use latchkey_store::BackendSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -16,8 +17,7 @@ use crate::hashing::HashPool;
 use crate::http::{self, AppState, WebSettings};
 use crate::login_failures::{LocalFailures, RedisFailures};
 use crate::ratelimit::LocalRateLimiter;
-use crate::redis_link::{RedisLink, RedisRateLimiter};
-use crate::revocation::RevocationFanout;
+use crate::redis_link::{FanoutKey, RedisFanout, RedisLink, RedisRateLimiter};
 use crate::service::{AuthService, Collaborators, ServicePolicy};
 use crate::{clock, service::AuthError};
 
@@ -57,10 +57,13 @@ pub async fn build_service(config: &Config) -> Result<Arc<AuthService>, StartErr
     Ok(build_service_with(config, None).await?.0)
 }
 
+/// Redis as the service uses it: the link, and the key sealing fan-out messages.
+type RedisParts = (Arc<RedisLink>, Arc<FanoutKey>);
+
 async fn build_service_with(
     config: &Config,
     redis: Option<Arc<RedisLink>>,
-) -> Result<(Arc<AuthService>, Option<Arc<RedisLink>>), StartError> {
+) -> Result<(Arc<AuthService>, Option<RedisParts>), StartError> {
     config.validate()?;
     let settings = BackendSettings {
         max_connections: config.database_max_connections,
@@ -80,11 +83,25 @@ async fn build_service_with(
         f64::from(config.hash_cpu_share) / 100.0,
     )
     .map_err(StartError::Threads)?;
+    let redis = match redis {
+        Some(link) => {
+            // The same secret, name and candidate as `AuthService::start` (whichever asks
+            // first stores it; both get the stored one).
+            let master = store
+                .secret_or_insert(
+                    "refresh_token_master",
+                    &RefreshKeys::generate_master_secret(),
+                )
+                .await?;
+            Some((link, Arc::new(FanoutKey::derive(&master))))
+        }
+        None => None,
+    };
     let collaborators = match &redis {
-        Some(link) => Collaborators {
+        Some((link, key)) => Collaborators {
             limiter: Arc::new(RedisRateLimiter::new(link.clone())),
             failures: Arc::new(RedisFailures::new(link.clone())),
-            fanout: Some(link.clone() as Arc<dyn RevocationFanout>),
+            fanout: Some(Arc::new(RedisFanout::new(link.clone(), key.clone()))),
             hashing,
         },
         None => Collaborators {
@@ -125,11 +142,11 @@ impl Application {
         let state = AppState {
             service: service.clone(),
             web: Arc::new(WebSettings::from_config(&config)),
-            redis: redis.clone(),
+            redis: redis.as_ref().map(|(link, _)| link.clone()),
         };
         let mut tasks = spawn_background_tasks(service.clone(), &config);
-        if let Some(redis) = redis {
-            tasks.push(redis.spawn_subscriber(service));
+        if let Some((link, key)) = redis {
+            tasks.push(link.spawn_subscriber(service, key));
         }
         Ok(Self {
             listener,

@@ -7,16 +7,18 @@
 //! re-reads the store's log. `/readyz` then reports `redis: unavailable`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use aws_lc_rs::{hkdf, hmac};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use futures::StreamExt;
 use latchkey_core::model::SessionId;
 use latchkey_core::store::Revoked;
 use latchkey_core::time::Timestamp;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
-use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 
 use crate::clock;
@@ -28,16 +30,80 @@ use crate::service::AuthService;
 /// The pub/sub channel revocations are announced on.
 pub const REVOCATION_CHANNEL: &str = "latchkey:revocations";
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long one attempt to (re)connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// At most one warning about rejected fan-out messages per this long.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A Redis URL that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("LATCHKEY_REDIS_URL is not a valid Redis URL")]
 pub struct InvalidRedisUrl;
 
+/// The key that signs revocation fan-out messages and checks them on receipt, derived
+/// from the server's master secret: a Redis client without it can neither revoke nor
+/// lift a revocation through the channel.
+pub struct FanoutKey(hmac::Key);
+
+impl std::fmt::Debug for FanoutKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FanoutKey(redacted)")
+    }
+}
+
+struct FanoutKeyLen;
+
+impl hkdf::KeyType for FanoutKeyLen {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+impl FanoutKey {
+    /// HKDF-SHA256 of the master secret, under its own salt and info label (distinct
+    /// from the refresh-token keys'). Every replica sharing the store derives the same.
+    pub fn derive(master: &[u8]) -> Self {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey fanout").extract(master);
+        let mut bytes = [0u8; 32];
+        let info: [&[u8]; 1] = [b"latchkey revocation fanout v1"];
+        // Expanding 32 bytes from HKDF-SHA256 cannot fail (the limit is 255 * 32 bytes).
+        if let Ok(okm) = prk.expand(&info, FanoutKeyLen) {
+            let _ = okm.fill(&mut bytes);
+        }
+        Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+    }
+
+    /// `payload#mac`, the MAC covering the channel name and the payload.
+    fn seal(&self, payload: &str) -> String {
+        let tag = hmac::sign(&self.0, &Self::signed_bytes(payload));
+        format!("{payload}#{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The payload of a sealed message whose MAC checks (in constant time), else `None`.
+    fn open<'m>(&self, message: &'m str) -> Option<&'m str> {
+        let (payload, tag) = message.rsplit_once('#')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(&self.0, &Self::signed_bytes(payload), &tag).ok()?;
+        Some(payload)
+    }
+
+    fn signed_bytes(payload: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(REVOCATION_CHANNEL.len() + 1 + payload.len());
+        bytes.extend_from_slice(REVOCATION_CHANNEL.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(payload.as_bytes());
+        bytes
+    }
+}
+
 /// A shared, self-healing connection to Redis.
 pub struct RedisLink {
     client: redis::Client,
+    /// The connection once made; [`ConnectionManager`] reconnects by itself after that.
+    /// Held only to clone or store it, never across an `await`.
     connection: RwLock<Option<ConnectionManager>>,
+    /// A connect attempt is under way (at most one at a time).
+    connecting: AtomicBool,
     healthy: AtomicBool,
 }
 
@@ -50,16 +116,17 @@ impl std::fmt::Debug for RedisLink {
 }
 
 impl RedisLink {
-    /// Parse the URL and try to connect. An unreachable Redis does not stop start-up:
-    /// the link keeps trying in the background.
+    /// Parse the URL and try to connect (waiting up to a second). An unreachable Redis
+    /// does not stop start-up: the link keeps trying in the background.
     pub async fn open(url: &str) -> Result<Arc<Self>, InvalidRedisUrl> {
         let client = redis::Client::open(url).map_err(|_| InvalidRedisUrl)?;
         let link = Arc::new(Self {
             client,
             connection: RwLock::new(None),
+            connecting: AtomicBool::new(true),
             healthy: AtomicBool::new(false),
         });
-        link.connection().await;
+        link.connect().await;
         Ok(link)
     }
 
@@ -68,31 +135,45 @@ impl RedisLink {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    async fn connection(&self) -> Option<ConnectionManager> {
-        if let Some(connection) = self.connection.read().await.clone() {
+    /// The connection if there is one. If not, start one connect attempt in the
+    /// background (unless one is under way) and answer `None` at once: callers fall back
+    /// rather than wait for Redis.
+    fn connection(self: &Arc<Self>) -> Option<ConnectionManager> {
+        if let Some(connection) = self.current() {
             return Some(connection);
         }
-        let mut slot = self.connection.write().await;
-        if slot.is_none() {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(OPERATION_TIMEOUT)
-                .set_response_timeout(OPERATION_TIMEOUT)
-                .set_number_of_retries(1)
-                .set_max_delay(500);
-            match tokio::time::timeout(
-                Duration::from_secs(1),
-                self.client.get_connection_manager_with_config(config),
-            )
-            .await
-            {
-                Ok(Ok(connection)) => *slot = Some(connection),
-                _ => {
-                    self.mark(false);
-                    return None;
+        if !self.connecting.swap(true, Ordering::AcqRel) {
+            let link = Arc::clone(self);
+            tokio::spawn(async move { link.connect().await });
+        }
+        None
+    }
+
+    fn current(&self) -> Option<ConnectionManager> {
+        self.connection.read().ok().and_then(|slot| slot.clone())
+    }
+
+    /// One connect attempt; the caller has set `connecting`, which this clears.
+    async fn connect(&self) {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(OPERATION_TIMEOUT)
+            .set_response_timeout(OPERATION_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(500);
+        let made = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await;
+        match made {
+            Ok(Ok(connection)) => {
+                if let Ok(mut slot) = self.connection.write() {
+                    *slot = Some(connection);
                 }
             }
+            _ => self.mark(false),
         }
-        slot.clone()
+        self.connecting.store(false, Ordering::Release);
     }
 
     fn mark(&self, healthy: bool) {
@@ -104,13 +185,14 @@ impl RedisLink {
         }
     }
 
-    /// Run one command with a timeout, recording health.
-    pub(crate) async fn run<T, F, Fut>(&self, op: F) -> Option<T>
+    /// Run one command with a timeout, recording health; `None` at once when there is
+    /// no connection yet.
+    pub(crate) async fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> Option<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let connection = self.connection().await?;
+        let connection = self.connection()?;
         let outcome = tokio::time::timeout(OPERATION_TIMEOUT, op(connection)).await;
         let ok = matches!(outcome, Ok(Ok(_)));
         self.mark(ok);
@@ -118,17 +200,24 @@ impl RedisLink {
     }
 
     /// Check that Redis answers.
-    pub async fn ping(&self) -> bool {
+    pub async fn ping(self: &Arc<Self>) -> bool {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
             .is_some()
     }
 
-    /// Follow the revocation channel, feeding `service`'s cache; after every
-    /// (re)subscription re-read the store's log so nothing published meanwhile is missed.
-    pub fn spawn_subscriber(self: &Arc<Self>, service: Arc<AuthService>) -> JoinHandle<()> {
+    /// Follow the revocation channel, feeding `service`'s cache with the messages whose
+    /// MAC `key` accepts (the others are dropped, with a rate-limited warning); after
+    /// every (re)subscription re-read the store's log so nothing published meanwhile is
+    /// missed.
+    pub fn spawn_subscriber(
+        self: &Arc<Self>,
+        service: Arc<AuthService>,
+        key: Arc<FanoutKey>,
+    ) -> JoinHandle<()> {
         let link = self.clone();
         tokio::spawn(async move {
+            let mut rejected = RejectLog::default();
             let mut backoff = Duration::from_millis(100);
             loop {
                 match link.client.get_async_pubsub().await {
@@ -145,13 +234,12 @@ impl RedisLink {
                             }
                             let mut messages = pubsub.on_message();
                             while let Some(message) = messages.next().await {
-                                if let Some((revoked, until)) = message
-                                    .get_payload::<String>()
-                                    .ok()
-                                    .as_deref()
-                                    .and_then(decode)
-                                {
-                                    service.revocations().insert(revoked, until);
+                                let payload = message.get_payload::<String>().ok();
+                                match payload.as_deref().and_then(|m| accept(&key, m)) {
+                                    Some((revoked, until)) => {
+                                        service.revocations().insert(revoked, until);
+                                    }
+                                    None => rejected.note(),
                                 }
                             }
                         }
@@ -164,6 +252,38 @@ impl RedisLink {
             }
         })
     }
+}
+
+/// Counts fan-out messages dropped for a bad MAC or form, and warns at most once per
+/// [`REJECT_LOG_EVERY`] (the message itself is never logged).
+#[derive(Default)]
+struct RejectLog {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl RejectLog {
+    fn note(&mut self) {
+        self.unreported += 1;
+        if self
+            .last
+            .is_none_or(|last| last.elapsed() >= REJECT_LOG_EVERY)
+        {
+            tracing::warn!(
+                ignored = self.unreported,
+                channel = REVOCATION_CHANNEL,
+                "ignored revocation messages that failed authentication (forged, malformed, \
+                 or from a server with another master secret)"
+            );
+            self.last = Some(Instant::now());
+            self.unreported = 0;
+        }
+    }
+}
+
+/// The revocation in a sealed fan-out message, if its MAC checks and it parses.
+fn accept(key: &FanoutKey, message: &str) -> Option<(Revoked, Timestamp)> {
+    decode(key.open(message)?)
 }
 
 fn encode(revoked: &Revoked, until: Timestamp) -> (String, String) {
@@ -192,13 +312,29 @@ fn decode(message: &str) -> Option<(Revoked, Timestamp)> {
     Some((revoked, until))
 }
 
+/// Revocation fan-out through Redis pub/sub, each message sealed with the [`FanoutKey`].
+#[derive(Debug)]
+pub struct RedisFanout {
+    link: Arc<RedisLink>,
+    key: Arc<FanoutKey>,
+}
+
+impl RedisFanout {
+    /// Announce through `link`, sealing with `key`.
+    pub fn new(link: Arc<RedisLink>, key: Arc<FanoutKey>) -> Self {
+        Self { link, key }
+    }
+}
+
 #[async_trait::async_trait]
-impl RevocationFanout for RedisLink {
+impl RevocationFanout for RedisFanout {
     async fn announce(&self, revoked: &Revoked, until: Timestamp) {
-        let (key, message) = encode(revoked, until);
+        let (key, payload) = encode(revoked, until);
+        let message = self.key.seal(&payload);
         let ttl_ms =
             u64::try_from((until.unix_millis() - clock::now().unix_millis()).max(1)).unwrap_or(1);
         let sent = self
+            .link
             .run(|mut c| async move {
                 redis::cmd("SET")
                     .arg(&key)
@@ -218,11 +354,16 @@ impl RevocationFanout for RedisLink {
     }
 }
 
-/// GCRA in Redis, one key per bucket, so all replicas share each limit.
+/// GCRA in Redis, one key per bucket, so all replicas share each limit. The time is
+/// Redis's own (`TIME`, in milliseconds), so replicas whose clocks differ still share one
+/// schedule. A script may call `TIME` since Redis 5 (effects replication: replicas and
+/// the AOF receive the `SET`, not the script). Arguments: the interval between requests
+/// and the burst period, both in milliseconds.
 const GCRA: &str = r"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local period = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
@@ -264,7 +405,6 @@ impl RateLimiter for RedisRateLimiter {
     async fn check(&self, key: &str, spec: RateSpec) -> RateDecision {
         let interval = spec.period.as_millis() as f64 / f64::from(spec.count);
         let period = spec.period.as_millis() as f64;
-        let now = clock::now().unix_millis();
         let script = &self.script;
         let redis_key = format!("latchkey:rate:{key}");
         let key_ref = &redis_key;
@@ -273,7 +413,6 @@ impl RateLimiter for RedisRateLimiter {
             .run(|mut c| async move {
                 script
                     .key(key_ref)
-                    .arg(now)
                     .arg(interval)
                     .arg(period)
                     .invoke_async::<f64>(&mut c)
@@ -308,5 +447,94 @@ mod tests {
         for junk in ["", "x:1:2", "s:not-a-uuid:5", "t::5", "t:abc:soon"] {
             assert_eq!(decode(junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn only_messages_sealed_with_the_fanout_key_are_accepted() {
+        let key = FanoutKey::derive(&[7u8; 32]);
+        let other = FanoutKey::derive(&[8u8; 32]);
+        let sid = SessionId::generate();
+        let until = Timestamp::from_unix_millis(1_800_000_000_123);
+        let (_, payload) = encode(&Revoked::Session(sid), until);
+        let sealed = key.seal(&payload);
+        assert_eq!(accept(&key, &sealed), Some((Revoked::Session(sid), until)));
+        assert_eq!(accept(&other, &sealed), None, "another master secret");
+        assert_eq!(
+            accept(&key, &payload),
+            None,
+            "unsealed, as a plain client sends"
+        );
+        assert_eq!(
+            accept(&key, &format!("s:{sid}:0")),
+            None,
+            "forged un-revoke"
+        );
+        let (_, unrevoke) = encode(&Revoked::Session(sid), Timestamp::from_unix_millis(0));
+        let tag = sealed
+            .rsplit_once('#')
+            .map(|(_, tag)| tag)
+            .unwrap_or_default();
+        assert_eq!(
+            accept(&key, &format!("{unrevoke}#{tag}")),
+            None,
+            "a MAC moved to another payload"
+        );
+        let mut flipped = sealed.clone().into_bytes();
+        flipped[2] ^= 1;
+        assert_eq!(accept(&key, &String::from_utf8_lossy(&flipped)), None);
+        let (_, token) = encode(&Revoked::AccessToken("a#b".into()), until);
+        assert_eq!(
+            accept(&key, &key.seal(&token)),
+            Some((Revoked::AccessToken("a#b".into()), until)),
+            "a jti may hold the separator"
+        );
+    }
+
+    /// A "Redis" that accepts connections and never answers; counts the connections.
+    async fn silent_redis() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn checks_fall_back_at_once_while_one_connect_is_under_way() {
+        let (url, accepted) = silent_redis().await;
+        let link = RedisLink::open(&url).await.unwrap();
+        assert!(!link.is_healthy());
+        let after_open = accepted.load(Ordering::SeqCst);
+        let limiter = RedisRateLimiter::new(Arc::clone(&link));
+        let spec = RateSpec {
+            count: 1000,
+            period: Duration::from_secs(60),
+        };
+        let checks = (0..20).map(|i| {
+            let limiter = &limiter;
+            async move { limiter.check(&format!("k{i}"), spec).await }
+        });
+        let decisions = futures::future::join_all(checks).await;
+        assert!(decisions.iter().all(|d| matches!(d, RateDecision::Allowed)));
+        // Each check answered from the local fallback without a connect of its own: at
+        // most the one background attempt (of up to two connections, with its retry)
+        // has reached the server, not one per check queued behind a lock.
+        let during = accepted.load(Ordering::SeqCst) - after_open;
+        assert!(during <= 2, "{during} connections for 20 checks");
+    }
+
+    #[test]
+    fn the_fanout_key_is_redacted() {
+        assert_eq!(
+            format!("{:?}", FanoutKey::derive(&[1u8; 32])),
+            "FanoutKey(redacted)"
+        );
     }
 }

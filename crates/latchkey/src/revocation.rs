@@ -46,17 +46,19 @@ impl RevocationCache {
         token_revoked || session_revoked
     }
 
-    /// Record one revocation.
+    /// Record one revocation. An entry already present keeps the later of its expiry and
+    /// `until`: a revocation can be extended, never shortened or lifted, whatever the order
+    /// in which the store poll, local revocations and fan-out messages arrive.
     pub fn insert(&self, revoked: Revoked, until: Timestamp) {
         match revoked {
             Revoked::AccessToken(jti) => {
                 if let Ok(mut map) = self.tokens.write() {
-                    map.insert(jti, until);
+                    keep_later(map.entry(jti).or_insert(until), until);
                 }
             }
             Revoked::Session(sid) => {
                 if let Ok(mut map) = self.sessions.write() {
-                    map.insert(sid, until);
+                    keep_later(map.entry(sid).or_insert(until), until);
                 }
             }
         }
@@ -84,6 +86,11 @@ impl RevocationCache {
         }
     }
 
+    /// The instant after which the session `sid` no longer counts as revoked here.
+    pub fn session_revoked_until(&self, sid: SessionId) -> Option<Timestamp> {
+        self.sessions.read().ok()?.get(&sid).copied()
+    }
+
     /// Drop entries whose tokens have all expired.
     pub fn purge(&self, now: Timestamp) {
         if let Ok(mut map) = self.tokens.write() {
@@ -92,5 +99,49 @@ impl RevocationCache {
         if let Ok(mut map) = self.sessions.write() {
             map.retain(|_, until| *until > now);
         }
+    }
+}
+
+fn keep_later(current: &mut Timestamp, until: Timestamp) {
+    if until > *current {
+        *current = until;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_insert_never_shortens_or_lifts_a_revocation() {
+        let cache = RevocationCache::default();
+        let sid = SessionId::generate();
+        let later = Timestamp::from_unix_millis(2_000_000);
+        let earlier = Timestamp::from_unix_millis(1_000_000);
+        cache.insert(Revoked::Session(sid), later);
+        cache.insert(Revoked::Session(sid), Timestamp::from_unix_millis(0));
+        cache.insert(Revoked::Session(sid), earlier);
+        assert_eq!(cache.session_revoked_until(sid), Some(later));
+        cache.purge(earlier);
+        assert!(
+            cache.is_revoked("any", Some(sid)),
+            "still revoked after a purge at `earlier`"
+        );
+
+        cache.insert(Revoked::AccessToken("j".into()), later);
+        cache.insert(
+            Revoked::AccessToken("j".into()),
+            Timestamp::from_unix_millis(0),
+        );
+        cache.purge(earlier);
+        assert!(cache.is_revoked("j", None));
+
+        let extended = Timestamp::from_unix_millis(3_000_000);
+        cache.insert(Revoked::Session(sid), extended);
+        assert_eq!(
+            cache.session_revoked_until(sid),
+            Some(extended),
+            "can be extended"
+        );
     }
 }

@@ -22,13 +22,18 @@
 //! keeps its cache across its own commits but drops it when another connection commits,
 //! so a separate reader re-read its B-tree paths after every batch.
 //!
+//! The queue is bounded ([`MAX_QUEUED`] requests waiting): beyond it a request is refused
+//! at once with [`StoreError::Busy`] (503 `overloaded`) instead of piling up behind a
+//! slow disk or a held write lock. Whether the lane still runs (its thread alive, no
+//! failed sync) is part of the store's `ping`, so `/readyz` reports a stopped lane.
+//!
 //! The lane's connection is a second writer next to the sqlx writer (everything that is
 //! not a refresh). SQLite's write lock serializes the two, as it serializes processes
 //! sharing the file: each takes it with `BEGIN IMMEDIATE` and waits `busy_timeout`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -48,6 +53,12 @@ use crate::error::{copy_error, map_rusqlite_error};
 
 /// Most requests taken from the queue before the batch's rotations are committed.
 const MAX_BATCH: usize = 128;
+
+/// Most requests waiting in the lane's queue; more are refused with [`StoreError::Busy`].
+/// Enough for thousands of concurrent refreshes (the lane serves one batch of up to
+/// [`MAX_BATCH`] per commit), small enough that a stalled disk cannot hold unbounded
+/// memory and callers hear "busy" instead of timing out.
+pub(super) const MAX_QUEUED: usize = 4096;
 
 /// Page cache of the lane's connection, in KiB: enough for the upper levels of the
 /// B-trees a refresh descends on a store of a million sessions. Pages are allocated as
@@ -88,6 +99,30 @@ const INSERT_ROTATION: &str = "INSERT INTO rotations (session_id, presented_hash
 #[derive(Debug, Clone)]
 pub(super) struct RefreshLane {
     requests: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+}
+
+/// What the handles, the lane thread and the sync thread share.
+#[derive(Debug)]
+struct Shared {
+    /// Requests sent and not yet taken by the lane (counted in [`RefreshLane::send`],
+    /// uncounted as the lane takes them).
+    queued: AtomicUsize,
+    /// Most requests waiting; more are refused.
+    limit: usize,
+    /// The lane thread has ended (closed, or every handle gone, or a panic).
+    stopped: AtomicBool,
+    /// A WAL sync failed: nothing more may be served (see the module documentation).
+    sync_failed: AtomicBool,
+}
+
+/// Marks the lane stopped when the lane thread ends, however it ends.
+struct StopOnExit(Arc<Shared>);
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Release);
+    }
 }
 
 /// What the lane thread is asked to do.
@@ -114,16 +149,46 @@ impl RefreshLane {
         busy_timeout: Duration,
         synchronous: SqliteSynchronous,
     ) -> Result<Self, StoreError> {
+        Self::start_with_limit(path, busy_timeout, synchronous, MAX_QUEUED)
+    }
+
+    /// [`RefreshLane::start`] with at most `limit` requests waiting.
+    fn start_with_limit(
+        path: &Path,
+        busy_timeout: Duration,
+        synchronous: SqliteSynchronous,
+        limit: usize,
+    ) -> Result<Self, StoreError> {
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            limit,
+            stopped: AtomicBool::new(false),
+            sync_failed: AtomicBool::new(false),
+        });
         let conn = open(path, busy_timeout)?;
         let answers = match synchronous {
             SqliteSynchronous::Normal => Answers::AtCommit,
-            SqliteSynchronous::Full => Answers::after_sync(&wal_path(path))?,
+            SqliteSynchronous::Full => Answers::after_sync(&wal_path(path), Arc::clone(&shared))?,
         };
         let (requests, queue) = mpsc::channel();
+        let exit = StopOnExit(Arc::clone(&shared));
         spawn("latchkey-sqlite-refresh", move || {
-            serve(conn, answers, &queue)
+            let exit = exit;
+            serve(conn, answers, &queue, &exit.0);
         })?;
-        Ok(Self { requests })
+        Ok(Self { requests, shared })
+    }
+
+    /// `Ok` while the lane serves; [`StoreError::Unavailable`] once its thread has
+    /// ended or a WAL sync has failed (every refresh is then refused until restart).
+    pub(super) fn check_running(&self) -> Result<(), StoreError> {
+        if self.shared.stopped.load(Ordering::Acquire) {
+            Err(stopped())
+        } else if self.shared.sync_failed.load(Ordering::Acquire) {
+            Err(sync_failed())
+        } else {
+            Ok(())
+        }
     }
 
     /// The state of the token `lookup` finds, as of the last committed batch.
@@ -156,14 +221,31 @@ impl RefreshLane {
     /// Later requests fail with [`StoreError::Unavailable`].
     pub(super) async fn close(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.send(Request::Close { done }).is_ok() {
+        // Counted (the lane uncounts whatever it takes) but never refused for a full queue.
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if self.requests.send(Request::Close { done }).is_ok() {
             // An error means the thread has already gone, which is what was asked.
             let _ = stopped.await;
+        } else {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         }
+        self.shared.stopped.store(true, Ordering::Release);
     }
 
+    /// Queue a read or a rotation, unless [`Shared::limit`] requests are waiting already.
     fn send(&self, request: Request) -> Result<(), StoreError> {
-        self.requests.send(request).map_err(|_| stopped())
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(stopped());
+        }
+        let waiting = self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        if waiting >= self.shared.limit {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Busy);
+        }
+        self.requests.send(request).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            stopped()
+        })
     }
 }
 
@@ -205,29 +287,28 @@ enum Answers {
     AfterSync {
         batches: mpsc::Sender<Vec<Answer>>,
         syncer: JoinHandle<()>,
-        failed: Arc<AtomicBool>,
+        shared: Arc<Shared>,
     },
 }
 
 impl Answers {
-    fn after_sync(wal: &Path) -> Result<Self, StoreError> {
+    fn after_sync(wal: &Path, shared: Arc<Shared>) -> Result<Self, StoreError> {
         // Any descriptor of the file syncs it. It exists: the lane's connection is open
         // in WAL mode, and SQLite removes it only when the last connection closes.
         let wal = File::open(wal).map_err(|e| {
             StoreError::Unavailable(format!("cannot open the SQLite WAL file: {}", e.kind()))
         })?;
-        let failed = Arc::new(AtomicBool::new(false));
         let (batches, queue) = mpsc::channel();
         let syncer = {
-            let failed = Arc::clone(&failed);
+            let shared = Arc::clone(&shared);
             spawn("latchkey-sqlite-sync", move || {
-                sync_then_answer(&wal, &queue, &failed)
+                sync_then_answer(&wal, &queue, &shared.sync_failed)
             })?
         };
         Ok(Self::AfterSync {
             batches,
             syncer,
-            failed,
+            shared,
         })
     }
 
@@ -235,7 +316,7 @@ impl Answers {
     fn failed(&self) -> bool {
         match self {
             Self::AtCommit => false,
-            Self::AfterSync { failed, .. } => failed.load(Ordering::Acquire),
+            Self::AfterSync { shared, .. } => shared.sync_failed.load(Ordering::Acquire),
         }
     }
 
@@ -325,13 +406,14 @@ fn open(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
 }
 
 /// The lane thread: serve batches until closed or every handle is gone.
-fn serve(mut conn: Connection, answers: Answers, queue: &mpsc::Receiver<Request>) {
+fn serve(mut conn: Connection, answers: Answers, queue: &mpsc::Receiver<Request>, shared: &Shared) {
     let mut rotations = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         let mut close = None;
         let mut next = Some(first);
         let mut taken = 0;
         while let Some(request) = next.take() {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
             taken += 1;
             match request {
                 Request::State { lookup, reply } => {
@@ -499,5 +581,149 @@ impl StateColumns {
             session,
             roles: roles_from_db(&self.roles)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_core::model::SessionId;
+    use latchkey_core::refresh::RefreshTokenHash;
+    use latchkey_core::time::Timestamp;
+
+    use super::*;
+
+    /// A fresh database file in WAL mode, in its own directory (removed by the caller).
+    fn wal_database() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("latchkey-lane-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lane.db");
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        (dir, path)
+    }
+
+    fn rotation() -> Rotation {
+        Rotation {
+            session_id: SessionId::generate(),
+            presented: RefreshTokenHash::from_bytes([1; 32]),
+            presented_generation: 0,
+            successor: RefreshTokenHash::from_bytes([2; 32]),
+            now: Timestamp::from_unix_millis(1),
+        }
+    }
+
+    fn read(lane: &RefreshLane) -> Result<oneshot::Receiver<ReadAnswer>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let lookup = RefreshTokenLookup {
+            locator: None,
+            hash: RefreshTokenHash::from_bytes([3; 32]),
+        };
+        lane.send(Request::State { lookup, reply })?;
+        Ok(answer)
+    }
+
+    type ReadAnswer = Result<Option<RefreshState>, StoreError>;
+
+    #[test]
+    fn a_full_queue_refuses_at_once_with_busy() {
+        // A lane whose queue nobody serves: the bound alone decides.
+        let (requests, _queue) = mpsc::channel();
+        let lane = RefreshLane {
+            requests,
+            shared: Arc::new(Shared {
+                queued: AtomicUsize::new(0),
+                limit: 2,
+                stopped: AtomicBool::new(false),
+                sync_failed: AtomicBool::new(false),
+            }),
+        };
+        let _first = read(&lane).unwrap();
+        let _second = read(&lane).unwrap();
+        assert!(matches!(read(&lane), Err(StoreError::Busy)));
+        assert_eq!(lane.shared.queued.load(Ordering::Acquire), 2);
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_bound_are_busy_while_the_lane_waits_and_served_after() {
+        let (dir, path) = wal_database();
+        let limit = 4;
+        let lane = RefreshLane::start_with_limit(
+            &path,
+            Duration::from_secs(60),
+            SqliteSynchronous::Normal,
+            limit,
+        )
+        .unwrap();
+        // Another connection holds the write lock, so the lane's first commit waits.
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (reply, first) = oneshot::channel();
+        lane.send(Request::Rotate {
+            rotation: rotation(),
+            reply,
+        })
+        .unwrap();
+        while lane.shared.queued.load(Ordering::Acquire) != 0 {
+            tokio::task::yield_now().await;
+        }
+        // The lane took the rotation; it takes at most a batch more before it commits.
+        let mut accepted = Vec::new();
+        let mut busy = 0;
+        for _ in 0..limit + MAX_BATCH {
+            match read(&lane) {
+                Ok(answer) => accepted.push(answer),
+                Err(StoreError::Busy) => busy += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(busy > 0, "a full queue refuses");
+        assert!(lane.check_running().is_ok(), "a busy lane still runs");
+        blocker.execute_batch("COMMIT").unwrap();
+        // Everything accepted is answered (the database has no tables: errors, but answers).
+        assert!(first.await.is_ok());
+        for answer in accepted {
+            assert!(answer.await.is_ok());
+        }
+        assert_eq!(lane.shared.queued.load(Ordering::Acquire), 0);
+        assert!(read(&lane).unwrap().await.is_ok(), "room again");
+        lane.close().await;
+        drop(blocker);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stopped_lane_says_so() {
+        let (dir, path) = wal_database();
+        let lane =
+            RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full).unwrap();
+        assert!(lane.check_running().is_ok());
+        lane.close().await;
+        assert!(matches!(
+            lane.check_running(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(
+            read(&lane).map(|_| ()),
+            Err(StoreError::Unavailable(_))
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_counts_as_stopped() {
+        let (dir, path) = wal_database();
+        let lane =
+            RefreshLane::start(&path, Duration::from_secs(5), SqliteSynchronous::Full).unwrap();
+        // What `sync_then_answer` records when `fsync` fails.
+        lane.shared.sync_failed.store(true, Ordering::Release);
+        assert!(matches!(
+            lane.check_running(),
+            Err(StoreError::Unavailable(_))
+        ));
+        lane.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

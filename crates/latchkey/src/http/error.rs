@@ -122,7 +122,7 @@ impl From<AuthError> for ApiError {
                     "too many requests; retry later",
                 )
             },
-            AuthError::Overloaded => Self {
+            AuthError::Overloaded | AuthError::Store(StoreError::Busy) => Self {
                 retry_after: Some(Duration::from_secs(1)),
                 ..Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -172,5 +172,22 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_store_queue_is_503_overloaded_with_retry_after() {
+        let response = ApiError::from(AuthError::Store(StoreError::Busy)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(1u64))
+        );
+        let error = ApiError::from(AuthError::Store(StoreError::Busy));
+        assert_eq!(error.code(), "overloaded");
     }
 }

@@ -26,7 +26,7 @@ fn in_ci() -> bool {
 }
 
 /// A private `redis-server` on its own port.
-struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
 }
@@ -58,7 +58,7 @@ impl PrivateRedis {
         }
     }
 
-    async fn start() -> Option<Self> {
+    pub async fn start() -> Option<Self> {
         let port = free_port();
         let child = Self::start_on(port)?;
         let redis = Self {
@@ -69,7 +69,7 @@ impl PrivateRedis {
         Some(redis)
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 

@@ -17,6 +17,7 @@ mod input;
 mod interop;
 mod keys;
 mod passwords;
+mod redis_shared;
 mod replicas;
 mod rotation;
 mod services;
