@@ -10,7 +10,10 @@
 
 mod helpers;
 
+mod accounts;
+mod admin_users;
 mod browser;
+mod brute_force;
 mod faults;
 mod flow;
 mod input;
