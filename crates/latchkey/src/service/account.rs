@@ -83,7 +83,8 @@ impl AuthService {
         self.limit_ip("register", ctx, self.policy.limits.register_per_ip)
             .await?;
         let email = Email::parse(email)?;
-        let password = Password::parse(password)?;
+        // A password made of the account's own words is weak for this account.
+        let password = Password::parse_with_context(password, &[email.as_str()])?;
         self.limit(
             format!("register:account:{email}"),
             self.policy.limits.register_per_ip,
@@ -308,12 +309,12 @@ impl AuthService {
         if current_password.len() > 1024 {
             return Err(AuthError::InvalidCredentials);
         }
-        let new_password = Password::parse(new_password)?;
         let user = self
             .store
             .user_by_id(user_id)
             .await?
             .ok_or(AuthError::InvalidCredentials)?;
+        let new_password = Password::parse_with_context(new_password, &[user.email.as_str()])?;
         let keys = FailureKeys::of(&user.email, ctx);
         self.check_login_limits(Some(&keys), ctx).await?;
         let stored_hash = user.password_hash.clone();
