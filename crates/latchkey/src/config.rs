@@ -196,6 +196,11 @@ pub struct Config {
     )]
     pub rate_refresh_per_account: RateSpec,
 
+    /// Logouts per client IP (IPv6: per /64). Each logout writes to the store and is
+    /// announced to every replica, so it is limited like the other writes.
+    #[arg(long, env = "LATCHKEY_RATE_LOGOUT_PER_IP", default_value = "60/1m")]
+    pub rate_logout_per_ip: RateSpec,
+
     /// Password hashes computed at once (each takes one core for ~25 ms). 0 = one per core.
     #[arg(long, env = "LATCHKEY_HASH_WORKERS", default_value_t = 0)]
     pub hash_workers: usize,

@@ -66,6 +66,8 @@ pub struct RateLimits {
     pub refresh_per_ip: RateSpec,
     /// Refreshes per account.
     pub refresh_per_account: RateSpec,
+    /// Logouts per IP.
+    pub logout_per_ip: RateSpec,
 }
 
 impl ServicePolicy {
@@ -100,6 +102,7 @@ impl ServicePolicy {
                 },
                 refresh_per_ip: config.rate_refresh_per_ip,
                 refresh_per_account: config.rate_refresh_per_account,
+                logout_per_ip: config.rate_logout_per_ip,
             },
         }
     }

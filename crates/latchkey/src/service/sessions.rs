@@ -205,8 +205,11 @@ impl AuthService {
             .store
             .revoke_session(session_id, now, until, &event)
             .await?;
-        self.revoke_locally(Revoked::Session(session_id), until)
-            .await;
+        // Already revoked: whoever did it announced it; nothing to tell the replicas.
+        if revoked {
+            self.revoke_locally(Revoked::Session(session_id), until)
+                .await;
+        }
         Ok(revoked)
     }
 
@@ -220,14 +223,20 @@ impl AuthService {
     }
 
     /// End a session: by its refresh token, by an access token of it, or both. The access
-    /// token's `jti` is denied until it expires. Unknown or invalid tokens are ignored
-    /// (logout is idempotent).
+    /// token's `jti` is denied until it expires. Unknown or invalid tokens, and sessions
+    /// already ended, are ignored without writing anything (logout is idempotent and
+    /// cheap to repeat); logouts are rate-limited per client network.
     pub async fn logout(
         &self,
         raw_refresh_token: Option<&str>,
         access_token: Option<&str>,
         ctx: &RequestContext,
     ) -> Result<(), AuthError> {
+        if raw_refresh_token.is_none() && access_token.is_none() {
+            return Ok(());
+        }
+        self.limit_ip("logout", ctx, self.policy.limits.logout_per_ip)
+            .await?;
         let now = clock::now();
         let mut sessions = Vec::new();
         if let Some(token) = raw_refresh_token.and_then(RefreshToken::parse) {
@@ -236,11 +245,17 @@ impl AuthService {
                 .refresh_state(&self.refresh_keys.lookup(&token))
                 .await?
             {
-                sessions.push((session.id, Some(session.user_id)));
+                if session.revoked_at.is_none() {
+                    sessions.push((session.id, Some(session.user_id)));
+                }
             }
         }
         if let Some(token) = access_token {
-            if let Ok(claims) = self.verify_signature_and_claims(token) {
+            let claims = self
+                .verify_signature_and_claims(token)
+                .ok()
+                .filter(|c| !self.revocations.is_revoked(&c.jti, c.sid.parse().ok()));
+            if let Some(claims) = claims {
                 let until = Timestamp::from_unix_millis(claims.exp.saturating_mul(1000))
                     .plus(self.policy.leeway);
                 self.store.deny_access_token(&claims.jti, until).await?;

@@ -392,3 +392,34 @@ async fn account_routes_need_a_valid_token_and_good_input() {
         .unwrap();
     assert_error(no_body, StatusCode::BAD_REQUEST, "malformed_json").await;
 }
+
+#[tokio::test]
+async fn logout_is_idempotent_cheap_and_rate_limited() {
+    let app = spawn_app(&["--rate-logout-per-ip", "3/1m"]).await;
+    let admin = app.create_admin("root@example.com").await;
+    let tokens = app.user_with_session("hu@example.com").await;
+    let logout = || {
+        app.client
+            .post(app.url("/auth/logout"))
+            .bearer_auth(&tokens.access)
+            .json(&json!({ "refresh_token": tokens.refresh }))
+            .send()
+    };
+    assert_eq!(logout().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(logout().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let log = app.get_json("/admin/security-events", &admin.access).await;
+    let logouts = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "logout")
+        .count();
+    assert_eq!(logouts, 1, "an ended session is not ended again");
+    assert_eq!(logout().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_error(
+        logout().await.unwrap(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    )
+    .await;
+}

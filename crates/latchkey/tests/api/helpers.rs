@@ -56,6 +56,8 @@ pub fn config_for_url(url: &str, extra: &[&str]) -> Config {
         "1000/1m",
         "--rate-refresh-per-ip",
         "10000/1m",
+        "--rate-logout-per-ip",
+        "10000/1m",
         "--rate-refresh-per-account",
         "10000/1m",
     ];
