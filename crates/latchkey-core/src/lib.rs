@@ -13,5 +13,6 @@ pub mod model;
 pub mod password;
 pub mod refresh;
 pub mod rotation;
+pub mod sealing;
 pub mod store;
 pub mod time;

@@ -334,6 +334,14 @@ pub trait KeyStore: Send + Sync {
         &self,
         cutoff: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// Replace the private material of key `kid` if it is still `expected` (sealing keys
+    /// stored before sealing was configured). Returns whether it was replaced.
+    async fn replace_signing_key_material(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        replacement: &[u8],
+    ) -> Result<bool, StoreError>;
     /// The secret stored under `name`, storing `candidate` first if there is none yet.
     /// Concurrent callers all get the same secret.
     async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;

@@ -565,6 +565,24 @@ impl KeyStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
+    async fn replace_signing_key_material(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        replacement: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3",
+        )
+        .bind(replacement)
+        .bind(kid)
+        .bind(expected)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         // A racing insert waits for the first to commit, then does nothing; the SELECT,
         // a new statement with a new snapshot, then sees the winner's value.

@@ -528,6 +528,24 @@ impl KeyStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn replace_signing_key_material(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        replacement: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET private_key = ? WHERE kid = ? AND private_key = ?",
+        )
+        .bind(replacement)
+        .bind(kid)
+        .bind(expected)
+        .execute(&self.writer)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut tx = self.begin_immediate().await?;
         sqlx::query(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use latchkey_core::password::{HashCost, PasswordHasher};
 use latchkey_core::refresh::RefreshKeys;
+use latchkey_core::sealing::KeySealer;
 use latchkey_store::BackendSettings;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -47,6 +48,12 @@ pub enum StartError {
     /// The Redis URL does not parse.
     #[error(transparent)]
     Redis(#[from] crate::redis_link::InvalidRedisUrl),
+    /// The master secret could not be read or is too short.
+    #[error("LATCHKEY_MASTER_SECRET_FILE: {reason}")]
+    MasterSecret {
+        /// What is wrong (never the secret).
+        reason: String,
+    },
     /// Argon2 parameters.
     #[error("password hasher: {0}")]
     Hasher(#[from] latchkey_core::password::PasswordError),
@@ -111,9 +118,28 @@ async fn build_service_with(
             hashing,
         },
     };
-    let policy = ServicePolicy::from_config(config);
+    let policy = ServicePolicy::from_config(config, key_sealer(config)?);
     let service = AuthService::start(store, policy, collaborators).await?;
     Ok((Arc::new(service), redis))
+}
+
+/// The key sealer from the configured master secret, if any.
+fn key_sealer(config: &Config) -> Result<Option<KeySealer>, StartError> {
+    let secret = match (&config.master_secret_file, &config.master_secret) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path).map_err(|e| StartError::MasterSecret {
+                reason: format!("could not read {}: {e}", path.display()),
+            })?;
+            text.trim().as_bytes().to_vec()
+        }
+        (None, Some(secret)) => secret.trim().as_bytes().to_vec(),
+        (None, None) => return Ok(None),
+    };
+    KeySealer::from_secret(&secret)
+        .map(Some)
+        .map_err(|e| StartError::MasterSecret {
+            reason: e.to_string(),
+        })
 }
 
 /// A built server, bound and ready to serve.

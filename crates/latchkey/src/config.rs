@@ -232,6 +232,18 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_VERIFIED_TOKEN_CACHE", default_value_t = 4096)]
     pub verified_token_cache: usize,
 
+    /// A file holding the master secret (32 bytes or more, e.g. `openssl rand -base64 48`)
+    /// that seals the private signing keys in the database, so a copy of the database
+    /// alone cannot sign tokens. Keys stored unsealed are sealed at the next start. Once
+    /// set, it must stay set: sealed keys do not open without it.
+    #[arg(long, env = "LATCHKEY_MASTER_SECRET_FILE")]
+    pub master_secret_file: Option<std::path::PathBuf>,
+
+    /// The master secret itself, for platforms that inject secrets as variables (prefer
+    /// the file). Not both.
+    #[arg(long, env = "LATCHKEY_MASTER_SECRET", hide_env_values = true)]
+    pub master_secret: Option<String>,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -368,6 +380,19 @@ impl Config {
                 "LATCHKEY_REVOCATION_FEED_SECRET",
                 "must be at least 32 bytes",
             );
+        }
+        if self.master_secret.is_some() && self.master_secret_file.is_some() {
+            return fail(
+                "LATCHKEY_MASTER_SECRET/LATCHKEY_MASTER_SECRET_FILE",
+                "set one of them, not both",
+            );
+        }
+        if self
+            .master_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().len() < 32)
+        {
+            return fail("LATCHKEY_MASTER_SECRET", "must be at least 32 bytes");
         }
         if self.trust_forwarded_for {
             return fail(

@@ -88,6 +88,7 @@ conformance! {
     first_signing_key_race_has_one_winner,
     rotate_signing_key_retires_previous_and_old_keys_are_deleted,
     secret_or_insert_is_consistent_under_races,
+    key_material_is_replaced_only_from_what_was_read,
     // audit log
     audit_events_round_trip_newest_first_and_filtered,
     // maintenance

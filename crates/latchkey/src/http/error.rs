@@ -143,6 +143,14 @@ impl From<AuthError> for ApiError {
                     )
                 }
             }
+            AuthError::Sealing(e) => {
+                tracing::error!(error = %e, "signing keys do not open");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error",
+                )
+            }
             AuthError::Store(StoreError::Internal(detail)) | AuthError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Self::new(

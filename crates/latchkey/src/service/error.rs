@@ -56,6 +56,10 @@ pub enum AuthError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The signing keys are sealed and do not open with the configured master secret
+    /// (or none is configured): the server cannot start.
+    #[error(transparent)]
+    Sealing(latchkey_core::sealing::SealError),
     /// Key material or another internal invariant failed.
     #[error("internal error: {0}")]
     Internal(String),

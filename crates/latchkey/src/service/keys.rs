@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::keys::{KeyRing, SigningKey};
+use latchkey_core::sealing::{KeySealer, SealError};
 use latchkey_core::store::{Store, StoredSigningKey};
 use latchkey_core::time::Timestamp;
 
@@ -80,10 +81,11 @@ pub(super) async fn ensure_signing_key(
     now: Timestamp,
 ) -> Result<(), AuthError> {
     let keys = store.signing_keys().await?;
+    seal_unsealed_keys(store, policy, &keys).await?;
     let active = keys.iter().find(|k| k.retired_at.is_none());
     match active {
         None => {
-            let key = SigningKey::generate(policy.algorithm, now)?;
+            let key = sealed(policy, SigningKey::generate(policy.algorithm, now)?)?;
             if !store.insert_first_signing_key(&key).await? {
                 tracing::info!("another replica made the first signing key");
             }
@@ -114,16 +116,80 @@ async fn rotate_signing_key(
     policy: &ServicePolicy,
     now: Timestamp,
 ) -> Result<String, AuthError> {
-    let key = SigningKey::generate(policy.algorithm, now)?;
+    let key = sealed(policy, SigningKey::generate(policy.algorithm, now)?)?;
     store.rotate_signing_key(&key).await?;
     Ok(key.kid)
+}
+
+/// The key as it is stored: sealed when a master secret is configured.
+fn sealed(
+    policy: &ServicePolicy,
+    mut key: StoredSigningKey,
+) -> Result<StoredSigningKey, AuthError> {
+    if let Some(sealer) = &policy.key_sealer {
+        key.private_key = sealer
+            .seal(&key.kid, &key.private_key)
+            .map_err(seal_error)?;
+    }
+    Ok(key)
+}
+
+fn seal_error(e: SealError) -> AuthError {
+    AuthError::Internal(e.to_string())
+}
+
+/// With a master secret configured, seal the keys stored before it was (once; a replica
+/// that loses the race finds them sealed). Without one, say that keys are stored in clear.
+async fn seal_unsealed_keys(
+    store: &dyn Store,
+    policy: &ServicePolicy,
+    keys: &[StoredSigningKey],
+) -> Result<(), AuthError> {
+    let Some(sealer) = &policy.key_sealer else {
+        if keys.iter().all(|k| !KeySealer::is_sealed(&k.private_key)) {
+            tracing::warn!(
+                "private signing keys are stored unsealed in the database; set \
+                 LATCHKEY_MASTER_SECRET_FILE so a copy of the database cannot sign tokens"
+            );
+        }
+        return Ok(());
+    };
+    for key in keys
+        .iter()
+        .filter(|k| !KeySealer::is_sealed(&k.private_key))
+    {
+        let sealed = sealer
+            .seal(&key.kid, &key.private_key)
+            .map_err(seal_error)?;
+        if store
+            .replace_signing_key_material(&key.kid, &key.private_key, &sealed)
+            .await?
+        {
+            tracing::info!(kid = %key.kid, "sealed a signing key stored before sealing was configured");
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn load_key_ring(
     store: &dyn Store,
     policy: &ServicePolicy,
 ) -> Result<KeyRing, AuthError> {
-    let stored = store.signing_keys().await?;
+    let stored = store
+        .signing_keys()
+        .await?
+        .into_iter()
+        .map(|mut key| {
+            key.private_key =
+                KeySealer::open(policy.key_sealer.as_deref(), &key.kid, &key.private_key).map_err(
+                    |e| match e {
+                        SealError::SecretMissing | SealError::WrongSecret => AuthError::Sealing(e),
+                        other => seal_error(other),
+                    },
+                )?;
+            Ok(key)
+        })
+        .collect::<Result<Vec<_>, AuthError>>()?;
     let ring = match &policy.hs256_secret {
         Some(secret) => KeyRing::with_active(SigningKey::hs256_from_secret(secret)?, &stored)?,
         None => KeyRing::from_stored(&stored)?,

@@ -1,10 +1,12 @@
 //! [`ServicePolicy`]: the lifetimes, identities and limits the use cases work with,
 //! taken from the config once at start-up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::lockout::BackoffPolicy;
 use latchkey_core::rotation::RotationPolicy;
+use latchkey_core::sealing::KeySealer;
 
 use crate::config::{Config, RateSpec};
 
@@ -29,6 +31,8 @@ pub struct ServicePolicy {
     pub limits: RateLimits,
     /// How many verified access tokens to remember (0: verify every time).
     pub verified_token_cache: usize,
+    /// Seals private signing keys at rest, when a master secret is configured.
+    pub key_sealer: Option<Arc<KeySealer>>,
 }
 
 impl std::fmt::Debug for ServicePolicy {
@@ -46,6 +50,10 @@ impl std::fmt::Debug for ServicePolicy {
             )
             .field("limits", &self.limits)
             .field("verified_token_cache", &self.verified_token_cache)
+            .field(
+                "key_sealer",
+                &self.key_sealer.as_ref().map(|_| "<configured>"),
+            )
             .finish()
     }
 }
@@ -71,8 +79,9 @@ pub struct RateLimits {
 }
 
 impl ServicePolicy {
-    /// The policy the config describes.
-    pub fn from_config(config: &Config) -> Self {
+    /// The policy the config describes, with the key sealer made from the master secret
+    /// the caller read (see [`crate::config::Config::master_secret_file`]).
+    pub fn from_config(config: &Config, key_sealer: Option<KeySealer>) -> Self {
         let login_failures = BackoffPolicy {
             free_failures: config.login_free_failures,
             base: Duration::from_secs(1),
@@ -92,6 +101,7 @@ impl ServicePolicy {
             algorithm: config.algorithm,
             hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
+            key_sealer: key_sealer.map(Arc::new),
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,

@@ -23,5 +23,6 @@ mod passwords;
 mod redis_shared;
 mod replicas;
 mod rotation;
+mod sealing;
 mod services;
 mod tokens;

@@ -154,3 +154,28 @@ pub(crate) async fn secret_or_insert_is_consistent_under_races(h: Harness) {
         vec![7; 40]
     );
 }
+
+pub(crate) async fn key_material_is_replaced_only_from_what_was_read(h: Harness) {
+    let first = key("k1", 1_000);
+    assert!(h.store.insert_first_signing_key(&first).await.unwrap());
+    assert!(!h
+        .store
+        .replace_signing_key_material("k1", b"something else", b"sealed")
+        .await
+        .unwrap());
+    assert!(!h
+        .store
+        .replace_signing_key_material("nope", &first.private_key, b"sealed")
+        .await
+        .unwrap());
+    // Two replicas sealing at once: one write wins, the other finds it done.
+    let other = h.open_another().await;
+    let (a, b) = tokio::join!(
+        h.store
+            .replace_signing_key_material("k1", &first.private_key, b"sealed-a"),
+        other.replace_signing_key_material("k1", &first.private_key, b"sealed-b"),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one replacement");
+    let stored = h.store.signing_keys().await.unwrap();
+    assert!(stored[0].private_key == b"sealed-a" || stored[0].private_key == b"sealed-b");
+}
