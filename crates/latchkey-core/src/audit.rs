@@ -20,6 +20,8 @@ pub enum SecurityEventKind {
     Logout,
     /// A new signing key replaced the active one.
     SigningKeyRotated,
+    /// A signing key was revoked (leaked): its tokens no longer verify.
+    SigningKeyRevoked,
     /// A login from a device not seen for this user in the last 90 days.
     NewDevice,
     /// The user changed their password; their other sessions were revoked.
@@ -39,7 +41,7 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     /// Every kind, for round-trip checks.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -47,6 +49,7 @@ impl SecurityEventKind {
         Self::SessionRevoked,
         Self::Logout,
         Self::SigningKeyRotated,
+        Self::SigningKeyRevoked,
         Self::NewDevice,
         Self::PasswordChanged,
         Self::RolesChanged,
@@ -66,6 +69,7 @@ impl SecurityEventKind {
             Self::SessionRevoked => "session_revoked",
             Self::Logout => "logout",
             Self::SigningKeyRotated => "signing_key_rotated",
+            Self::SigningKeyRevoked => "signing_key_revoked",
             Self::NewDevice => "new_device",
             Self::PasswordChanged => "password_changed",
             Self::RolesChanged => "roles_changed",

@@ -263,6 +263,8 @@ pub enum Revoked {
     AccessToken(String),
     /// Every access token of a session, by `sid`.
     Session(SessionId),
+    /// Every access token signed with a key, by `kid` (a leaked key).
+    Key(String),
 }
 
 /// One entry of the revocation log.
@@ -329,6 +331,11 @@ pub trait KeyStore: Send + Sync {
     async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError>;
     /// Retire the active key (as of `key.created_at`) and make `key` the active one, atomically.
     async fn rotate_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    /// Revoke a retired key: delete it and, in the same transaction, append its `kid` to
+    /// the revocation log until `log_until` (when every token it signed has expired).
+    /// Returns false, changing nothing, if there is no such retired key.
+    async fn revoke_signing_key(&self, kid: &str, log_until: Timestamp)
+        -> Result<bool, StoreError>;
     /// Delete keys retired before `cutoff`. Returns how many.
     async fn delete_signing_keys_retired_before(
         &self,

@@ -13,6 +13,8 @@ use crate::error::corrupt;
 pub(crate) const KIND_ACCESS_TOKEN: &str = "access_token";
 /// `revocations.kind` of an entry that revokes a whole session (by `sid`).
 pub(crate) const KIND_SESSION: &str = "session";
+/// `revocations.kind` of an entry that revokes a signing key (by `kid`).
+pub(crate) const KIND_KEY: &str = "key";
 
 /// Roles as stored: comma-joined names (role names never contain a comma).
 pub(crate) fn roles_to_db(roles: &[Role]) -> String {
@@ -82,6 +84,7 @@ pub(crate) fn revocation_from_db(
     let revoked = match kind {
         KIND_ACCESS_TOKEN => Revoked::AccessToken(value),
         KIND_SESSION => Revoked::Session(SessionId::from(uuid_from_text(&value)?)),
+        KIND_KEY => Revoked::Key(value),
         _ => return Err(corrupt("revocation kind")),
     };
     Ok(RevocationEntry {

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::convert::{
     event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
-    revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN, KIND_SESSION,
+    revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN, KIND_KEY, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -563,6 +563,27 @@ impl KeyStore for PostgresStore {
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected())
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        log_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let deleted =
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1 AND retired_at IS NOT NULL")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if deleted.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(false);
+        }
+        append_revocation(&mut tx, KIND_KEY, kid, log_until).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn replace_signing_key_material(

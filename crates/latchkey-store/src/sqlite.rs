@@ -40,7 +40,8 @@ use sqlx::{Decode, Row, Sqlite, Transaction, Type};
 
 use crate::convert::{
     event_kind_from_db, generation_from_db, limit_to_db, opt_ts, revocation_from_db, roles_from_db,
-    roles_to_db, session_id_from_text, ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_SESSION,
+    roles_to_db, session_id_from_text, ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_KEY,
+    KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -526,6 +527,36 @@ impl KeyStore for SqliteStore {
                 .await
                 .map_err(map_error)?;
         Ok(done.rows_affected())
+    }
+
+    async fn revoke_signing_key(
+        &self,
+        kid: &str,
+        log_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_immediate().await?;
+        let deleted =
+            sqlx::query("DELETE FROM signing_keys WHERE kid = ? AND retired_at IS NOT NULL")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        if deleted.rows_affected() != 1 {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT (kind, value) DO NOTHING",
+        )
+        .bind(KIND_KEY)
+        .bind(kid)
+        .bind(log_until.unix_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
     }
 
     async fn replace_signing_key_material(

@@ -580,7 +580,10 @@ impl RemoteVerifier {
             }
             other => other?,
         };
-        shared.check_revocation(&claims)?;
+        let kid = CompactJws::parse(token)
+            .ok()
+            .and_then(|jws| jws.header.kid.clone());
+        shared.check_revocation(&claims, kid.as_deref())?;
         Ok(claims)
     }
 
@@ -696,12 +699,14 @@ impl Shared {
 
     /// `RevocationStateStale` when the revocation state is too old to tell, `Revoked`
     /// when the token or its session is listed.
-    fn check_revocation(&self, claims: &AccessClaims) -> Result<(), TokenError> {
+    fn check_revocation(&self, claims: &AccessClaims, kid: Option<&str>) -> Result<(), TokenError> {
         let revocations = read(&self.revocations);
         if self.stale_given(&revocations) {
             return Err(TokenError::RevocationStateStale);
         }
-        if revocations.is_revoked(claims) {
+        if revocations.is_revoked(claims)
+            || kid.is_some_and(|kid| revocations.keys.contains_key(kid))
+        {
             return Err(TokenError::Revoked);
         }
         Ok(())
@@ -963,6 +968,8 @@ struct Revocations {
     cursor: i64,
     tokens: HashMap<String, i64>,
     sessions: HashMap<String, i64>,
+    /// Revoked signing keys, by `kid` (a leaked key): their tokens are refused.
+    keys: HashMap<String, i64>,
     synced_at: Option<SystemTime>,
     /// When the last successful feed read started: the state is at least this fresh.
     fresh_as_of: Option<Instant>,
@@ -974,6 +981,7 @@ impl Revocations {
             let map = match entry.kind.as_str() {
                 "access_token" => &mut self.tokens,
                 "session" => &mut self.sessions,
+                "key" => &mut self.keys,
                 // A kind this version does not know: newer servers may add some.
                 _ => continue,
             };
@@ -989,6 +997,7 @@ impl Revocations {
         let live = |_: &String, expires_at: &mut i64| expires_at.saturating_add(leeway) > now;
         self.tokens.retain(live);
         self.sessions.retain(live);
+        self.keys.retain(live);
     }
 
     fn is_revoked(&self, claims: &AccessClaims) -> bool {

@@ -297,6 +297,10 @@ fn encode(revoked: &Revoked, until: Timestamp) -> (String, String) {
             format!("latchkey:revoked:sid:{sid}"),
             format!("s:{sid}:{millis}"),
         ),
+        Revoked::Key(kid) => (
+            format!("latchkey:revoked:kid:{kid}"),
+            format!("k:{kid}:{millis}"),
+        ),
     }
 }
 
@@ -307,6 +311,7 @@ fn decode(message: &str) -> Option<(Revoked, Timestamp)> {
     let revoked = match kind {
         "t" if !value.is_empty() && value.len() <= 128 => Revoked::AccessToken(value.to_owned()),
         "s" => Revoked::Session(value.parse::<SessionId>().ok()?),
+        "k" if !value.is_empty() && value.len() <= 128 => Revoked::Key(value.to_owned()),
         _ => return None,
     };
     Some((revoked, until))

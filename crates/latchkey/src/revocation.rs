@@ -5,7 +5,7 @@
 //! background task that reads new log entries (see [`RevocationCache::sync_from`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use latchkey_core::model::SessionId;
@@ -26,6 +26,9 @@ pub trait RevocationFanout: Send + Sync {
 pub struct RevocationCache {
     tokens: RwLock<HashMap<String, Timestamp>>,
     sessions: RwLock<HashMap<SessionId, Timestamp>>,
+    /// Counts key revocations seen: the service reloads its key ring (which no longer
+    /// holds a revoked key, and flushes the verified-token cache) when this moves.
+    key_revocations: AtomicU64,
     cursor: AtomicI64,
 }
 
@@ -61,7 +64,15 @@ impl RevocationCache {
                     keep_later(map.entry(sid).or_insert(until), until);
                 }
             }
+            Revoked::Key(_) => {
+                self.key_revocations.fetch_add(1, Ordering::AcqRel);
+            }
         }
+    }
+
+    /// How many key revocations this process has seen; see [`Revoked::Key`].
+    pub fn key_revocations(&self) -> u64 {
+        self.key_revocations.load(Ordering::Acquire)
     }
 
     fn apply(&self, entries: Vec<RevocationEntry>) {

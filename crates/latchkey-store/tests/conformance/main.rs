@@ -89,6 +89,7 @@ conformance! {
     rotate_signing_key_retires_previous_and_old_keys_are_deleted,
     secret_or_insert_is_consistent_under_races,
     key_material_is_replaced_only_from_what_was_read,
+    revoking_a_key_deletes_it_and_logs_its_kid,
     // audit log
     audit_events_round_trip_newest_first_and_filtered,
     // maintenance

@@ -29,6 +29,7 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/admin/security-events", get(security_events))
         .route("/admin/keys/rotate", post(rotate_keys))
+        .route("/admin/keys/{kid}/revoke", post(revoke_key))
 }
 
 #[derive(Deserialize)]
@@ -141,6 +142,16 @@ async fn security_events(
         .security_events(query.user_id.as_deref(), limit)
         .await?;
     Ok(Json(json!({ "events": events })))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    _: Admin,
+    ctx: RequestContext,
+    PathParam(kid): PathParam,
+) -> Result<Response, ApiError> {
+    state.service.revoke_key(&kid, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn rotate_keys(

@@ -229,6 +229,7 @@ async fn revocations(
             let (kind, value) = match e.revoked {
                 Revoked::AccessToken(jti) => ("access_token", jti),
                 Revoked::Session(sid) => ("session", sid.to_string()),
+                Revoked::Key(kid) => ("key", kid),
             };
             json!({ "seq": e.seq, "kind": kind, "value": value, "expires_at": e.expires_at.unix_seconds() })
         })

@@ -92,6 +92,11 @@ impl From<AuthError> for ApiError {
                 "session_not_found",
                 "no such session",
             ),
+            AuthError::KeyNotFound => Self::new(
+                StatusCode::NOT_FOUND,
+                "key_not_found",
+                "no such signing key",
+            ),
             AuthError::UserNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
             }

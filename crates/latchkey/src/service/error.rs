@@ -41,6 +41,9 @@ pub enum AuthError {
     /// No such user.
     #[error("no such user")]
     UserNotFound,
+    /// No such signing key that can be revoked.
+    #[error("no such signing key")]
+    KeyNotFound,
     /// The change would leave the server without an enabled admin.
     #[error("this would leave no enabled admin")]
     LastAdmin,

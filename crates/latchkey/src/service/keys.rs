@@ -8,7 +8,7 @@ use std::time::Duration;
 use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::keys::{KeyRing, SigningKey};
 use latchkey_core::sealing::{KeySealer, SealError};
-use latchkey_core::store::{Store, StoredSigningKey};
+use latchkey_core::store::{Revoked, Store, StoredSigningKey};
 use latchkey_core::time::Timestamp;
 
 use super::{AuthError, AuthService, RequestContext, ServicePolicy};
@@ -54,6 +54,57 @@ impl AuthService {
             self.key_generation.fetch_add(1, Ordering::AcqRel);
             self.verified.clear();
         }
+        Ok(())
+    }
+
+    /// After a key revocation reached this process (from here, another replica or the
+    /// store's log), reload the key ring before checking another token: the revoked key
+    /// is gone from the store, and the reload flushes the verified-token cache. One
+    /// caller reloads; the others wait for it. If the store cannot be read, the next
+    /// request tries again.
+    pub(super) async fn follow_key_revocations(&self) {
+        let seen = self.revocations.key_revocations();
+        if self.key_revocations_seen.load(Ordering::Acquire) == seen {
+            return;
+        }
+        let mut last = self.key_reload.lock().await;
+        if self.key_revocations_seen.load(Ordering::Acquire) == seen {
+            return;
+        }
+        match self.reload_keys().await {
+            Ok(()) => {
+                *last = Some(clock::now());
+                self.key_revocations_seen.store(seen, Ordering::Release);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a signing key was revoked but the key ring could not be reloaded")
+            }
+        }
+    }
+
+    /// Revoke a signing key (after a leak): its tokens stop verifying here and, through
+    /// the revocation log and Redis, on every replica and in every service that reads the
+    /// revocation feed. The active key is first replaced by a new one.
+    pub async fn revoke_key(&self, kid: &str, ctx: &RequestContext) -> Result<(), AuthError> {
+        let ring = self.key_ring();
+        if ring.active().kid() == kid {
+            if self.policy.hs256_secret.is_some() {
+                // The configured secret is the only signer; replace the secret instead.
+                return Err(AuthError::KeyNotFound);
+            }
+            rotate_signing_key(self.store.as_ref(), &self.policy, clock::now()).await?;
+        }
+        let now = clock::now();
+        let until = now.plus(self.policy.access_tokens_outlive_by());
+        if !self.store.revoke_signing_key(kid, until).await? {
+            return Err(AuthError::KeyNotFound);
+        }
+        self.revoke_locally(Revoked::Key(kid.to_owned()), until)
+            .await;
+        self.follow_key_revocations().await;
+        let mut event = self.event(SecurityEventKind::SigningKeyRevoked, ctx, now);
+        event.detail = Some(format!("kid={kid}"));
+        self.record(event).await;
         Ok(())
     }
 

@@ -116,6 +116,8 @@ pub struct AuthService {
     key_reload: Mutex<Option<Timestamp>>,
     /// Bumped whenever the key ring changes; verified-token cache entries carry it.
     key_generation: AtomicU64,
+    /// The count of key revocations the key ring has been reloaded for.
+    key_revocations_seen: AtomicU64,
     revocations: RevocationCache,
     verified: VerifiedTokenCache,
     limiter: Arc<dyn RateLimiter>,
@@ -165,6 +167,7 @@ impl AuthService {
             key_ring: RwLock::new(Arc::new(ring)),
             key_reload: Mutex::new(None),
             key_generation: AtomicU64::new(0),
+            key_revocations_seen: AtomicU64::new(0),
             revocations: RevocationCache::default(),
             verified: VerifiedTokenCache::new(policy.verified_token_cache),
             limiter: collaborators.limiter,

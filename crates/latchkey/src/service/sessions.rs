@@ -215,7 +215,7 @@ impl AuthService {
 
     /// Put a revocation (already in the store) into this process's cache and announce it
     /// to the other replicas.
-    async fn revoke_locally(&self, revoked: Revoked, until: Timestamp) {
+    pub(super) async fn revoke_locally(&self, revoked: Revoked, until: Timestamp) {
         self.revocations.insert(revoked.clone(), until);
         if let Some(fanout) = &self.fanout {
             fanout.announce(&revoked, until).await;

@@ -78,6 +78,7 @@ impl AuthService {
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let now = clock::now().unix_seconds();
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
+        self.follow_key_revocations().await;
         // Entries verified under an older key ring (a key since removed or revoked) miss.
         let generation = self.key_generation.load(Ordering::Acquire);
         let claims = match self.verified.get(token, now, leeway, generation) {

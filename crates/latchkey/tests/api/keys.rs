@@ -6,7 +6,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::helpers::*;
 
-async fn jwks_kids(app: &TestApp) -> Vec<String> {
+pub async fn jwks_kids(app: &TestApp) -> Vec<String> {
     let jwks: Value = app
         .client
         .get(app.url("/.well-known/jwks.json"))

@@ -18,6 +18,7 @@ mod faults;
 mod flow;
 mod input;
 mod interop;
+mod key_revocation;
 mod keys;
 mod passwords;
 mod redis_shared;

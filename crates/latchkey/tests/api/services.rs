@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::replicas::eventually;
 
-const FEED_SECRET: &str = "a-feed-secret-of-at-least-32-bytes!!";
+pub const FEED_SECRET: &str = "a-feed-secret-of-at-least-32-bytes!!";
 
-async fn start_notes_api(auth: &TestApp) -> String {
+pub async fn start_notes_api(auth: &TestApp) -> String {
     let verifier = RemoteVerifier::builder()
         .jwks_url(auth.url("/.well-known/jwks.json"))
         .issuer("https://auth.test")
@@ -34,7 +34,7 @@ async fn start_notes_api(auth: &TestApp) -> String {
     address
 }
 
-async fn get_notes(client: &reqwest::Client, notes: &str, token: &str) -> reqwest::Response {
+pub async fn get_notes(client: &reqwest::Client, notes: &str, token: &str) -> reqwest::Response {
     client
         .get(format!("{notes}/notes"))
         .bearer_auth(token)

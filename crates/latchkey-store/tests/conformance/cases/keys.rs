@@ -179,3 +179,34 @@ pub(crate) async fn key_material_is_replaced_only_from_what_was_read(h: Harness)
     let stored = h.store.signing_keys().await.unwrap();
     assert!(stored[0].private_key == b"sealed-a" || stored[0].private_key == b"sealed-b");
 }
+
+pub(crate) async fn revoking_a_key_deletes_it_and_logs_its_kid(h: Harness) {
+    let first = key("k1", 1_000);
+    assert!(h.store.insert_first_signing_key(&first).await.unwrap());
+    // The active key cannot be revoked (the service rotates first).
+    assert!(!h.store.revoke_signing_key("k1", t(9_000)).await.unwrap());
+    h.store.rotate_signing_key(&key("k2", 2_000)).await.unwrap();
+    assert!(h.store.revoke_signing_key("k1", t(9_000)).await.unwrap());
+    assert!(!h.store.revoke_signing_key("k1", t(9_000)).await.unwrap());
+    assert!(!h
+        .store
+        .revoke_signing_key("unknown", t(9_000))
+        .await
+        .unwrap());
+    let kids: Vec<String> = h
+        .store
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["k2"]);
+    let log = h.store.revocations_after(0, t(3_000), 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        log[0].revoked,
+        latchkey_core::store::Revoked::Key("k1".to_owned())
+    );
+    assert_eq!(log[0].expires_at, t(9_000));
+}
