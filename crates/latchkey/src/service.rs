@@ -161,7 +161,10 @@ impl ServicePolicy {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             algorithm: config.algorithm,
-            hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            hs256_secret: config
+                .hs256_secret
+                .as_ref()
+                .map(|s| secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,

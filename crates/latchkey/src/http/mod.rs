@@ -8,8 +8,10 @@ mod auth;
 mod browser;
 mod error;
 mod extract;
+mod limits;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -17,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::SecretString;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -48,9 +51,13 @@ pub struct WebSettings {
     /// Take the client IP from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
     /// Secret for the revocation feed; `None` turns the feed off.
-    pub revocation_feed_secret: Option<String>,
+    pub revocation_feed_secret: Option<SecretString>,
     /// The HSTS header value, if any.
     pub hsts: Option<String>,
+    /// How long a request body may take to arrive after the head (408 `body_timeout`).
+    pub body_timeout: Duration,
+    /// How long a handler may take once the request has arrived (503 `request_timeout`).
+    pub request_timeout: Duration,
 }
 
 impl WebSettings {
@@ -58,13 +65,15 @@ impl WebSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
             cookie_name: config.refresh_cookie_name(),
-            cookie_path: config.cookie_path.clone(),
+            cookie_path: config.refresh_cookie_path().to_owned(),
             cookie_secure: config.cookie_secure,
             allowed_origins: config.allowed_origins.clone(),
             trust_forwarded_for: config.trust_forwarded_for,
             revocation_feed_secret: config.revocation_feed_secret.clone(),
             hsts: Some(config.hsts.clone())
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
+            body_timeout: config.body_timeout.0,
+            request_timeout: config.request_timeout.0,
         }
     }
 }
@@ -94,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(hashing, count_in_flight))
+        .layer(middleware::from_fn_with_state(
+            web.clone(),
+            limits::read_then_answer,
+        ))
         .with_state(state);
     if !web.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = web
@@ -155,7 +168,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Counts the request as in flight while it runs, so password hashing keeps to its CPU
-/// budget while there are other requests to answer (see [`crate::hashing`]).
+/// budget while there are other requests to answer (see [`crate::hashing`]). Runs
+/// inside [`limits::read_then_answer`]: a request counts once its head and body are in.
 async fn count_in_flight(
     State(hashing): State<HashPool>,
     request: Request,

@@ -13,6 +13,7 @@ mod helpers;
 mod browser;
 mod faults;
 mod flow;
+mod hardening;
 mod input;
 mod interop;
 mod keys;
