@@ -69,6 +69,7 @@ impl From<TokenError> for ApiError {
         let message = match e {
             TokenError::Missing => "an access token is required",
             TokenError::Expired => "the access token has expired",
+            TokenError::Revoked => "the access token has been revoked",
             _ => "the access token is not valid",
         };
         let mut error = unauthorized(e.code(), message);

@@ -99,7 +99,10 @@ async fn connections_beyond_the_limit_are_answered_503_and_closed() {
     // A fourth connection, while three are open and kept alive.
     let mut extra = TcpStream::connect(&addr).await.unwrap();
     let mut answer = String::new();
-    extra.read_to_string(&mut answer).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), extra.read_to_string(&mut answer))
+        .await
+        .expect("the connection beyond the limit was neither answered nor closed")
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["code"], "too_many_connections");
