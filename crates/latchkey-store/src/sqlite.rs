@@ -112,17 +112,13 @@ pub struct SqliteStore {
 fn secure_database_file(path: &std::path::Path, allow_insecure: bool) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
-    match std::fs::OpenOptions::new()
+    // Created, or there already; any other failure (a missing directory, say) is left
+    // for SQLite to report in its own words, after the checks below.
+    let _ = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        // Let SQLite report a missing directory or a read-only place in its own words.
-        Err(_) => return Ok(()),
-    }
+        .open(path);
     if allow_insecure {
         return Ok(());
     }
