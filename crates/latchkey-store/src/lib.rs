@@ -31,6 +31,9 @@ pub struct BackendSettings {
     pub acquire_timeout: Duration,
     /// SQLite only: durability of commits.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// SQLite only: open a database file that group or others may read or write (see
+    /// [`SqliteSettings::allow_insecure_permissions`]).
+    pub sqlite_allow_insecure_permissions: bool,
 }
 
 impl Default for BackendSettings {
@@ -39,6 +42,7 @@ impl Default for BackendSettings {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             sqlite_synchronous: SqliteSynchronous::Full,
+            sqlite_allow_insecure_permissions: false,
         }
     }
 }
@@ -73,6 +77,7 @@ pub async fn open(url: &str, settings: BackendSettings) -> Result<Arc<dyn Store>
                 max_connections: settings.max_connections,
                 acquire_timeout: settings.acquire_timeout,
                 synchronous: settings.sqlite_synchronous,
+                allow_insecure_permissions: settings.sqlite_allow_insecure_permissions,
                 ..SqliteSettings::default()
             };
             let store = SqliteStore::connect(url, sqlite).await?;

@@ -79,6 +79,10 @@ pub struct SqliteSettings {
     pub busy_timeout: Duration,
     /// Durability of commits.
     pub synchronous: SqliteSynchronous,
+    /// Open a database file (or `-wal`/`-shm` file) that group or others may read or
+    /// write. Off (the default): [`SqliteStore::connect`] refuses such a file, since it
+    /// holds private keys and password hashes. A new file is created 0600 either way.
+    pub allow_insecure_permissions: bool,
 }
 
 impl Default for SqliteSettings {
@@ -88,6 +92,7 @@ impl Default for SqliteSettings {
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
             synchronous: SqliteSynchronous::Full,
+            allow_insecure_permissions: false,
         }
     }
 }
@@ -104,10 +109,61 @@ pub struct SqliteStore {
     refresh_lane: RefreshLane,
 }
 
+/// Create the database file with mode 0600 if it is missing, then (unless `allow_insecure`)
+/// refuse it, or its `-wal`/`-shm` file, when group or others may read or write it.
+#[cfg(unix)]
+fn secure_database_file(path: &std::path::Path, allow_insecure: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    // Created, or there already; any other failure (a missing directory, say) is left
+    // for SQLite to report in its own words, after the checks below.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    if allow_insecure {
+        return Ok(());
+    }
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        let mode = match std::fs::metadata(&file) {
+            Ok(metadata) => metadata.permissions().mode() & 0o777,
+            Err(_) => continue,
+        };
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Internal(format!(
+                "the database file {} has mode {mode:03o}: group or others can read or \
+                 write it, and it holds private keys and password hashes; run \
+                 `chmod 600` on it (and its -wal and -shm files), or allow it explicitly \
+                 (LATCHKEY_ALLOW_INSECURE_DB_PERMISSIONS=true)",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// File modes are a unix matter; elsewhere the file is left to SQLite.
+#[cfg(not(unix))]
+fn secure_database_file(_path: &std::path::Path, _allow_insecure: bool) -> Result<(), StoreError> {
+    Ok(())
+}
+
 impl SqliteStore {
     /// Open (creating it if missing) the database file named by `url`, such as
     /// `sqlite://latchkey.db` or `sqlite:///var/lib/latchkey/latchkey.db`, in WAL mode
     /// with foreign keys on. Does not migrate; see [`SqliteStore::migrate`].
+    ///
+    /// A missing file is created with mode 0600 (SQLite gives its `-wal` and `-shm`
+    /// files the main file's mode). An existing file, `-wal` or `-shm` that group or
+    /// others can read or write is refused unless
+    /// [`SqliteSettings::allow_insecure_permissions`] is set.
     pub async fn connect(url: &str, options: SqliteSettings) -> Result<Self, StoreError> {
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::Internal(
@@ -121,6 +177,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
             .synchronous(options.synchronous.into());
+        secure_database_file(
+            connect_options.get_filename(),
+            options.allow_insecure_permissions,
+        )?;
         // The writer first: it creates the file and switches it to WAL before any
         // reader opens it.
         let writer = SqlitePoolOptions::new()

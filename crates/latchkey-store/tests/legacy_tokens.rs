@@ -157,7 +157,12 @@ async fn sqlite_keeps_tokens_issued_before_locators() {
         .unwrap();
         conn.close().await.unwrap();
     }
-    let store = open(db.url(), BackendSettings::default()).await.unwrap();
+    // sqlx created the file with the umask's mode, as servers before 0600 files did.
+    let settings = BackendSettings {
+        sqlite_allow_insecure_permissions: true,
+        ..BackendSettings::default()
+    };
+    let store = open(db.url(), settings).await.unwrap();
     legacy_token_works_after_upgrade(store, session_id).await;
 }
 

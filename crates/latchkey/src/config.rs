@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use latchkey_verify::Algorithm;
+use secrecy::{ExposeSecret, SecretString};
 
 /// A duration written as a number and a unit: `500ms`, `30s`, `15m`, `12h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,18 +73,26 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Where state lives: `sqlite://latchkey.db` (created if missing) or `postgres://...`.
+    /// Where state lives: `sqlite://latchkey.db` (created if missing, mode 0600) or
+    /// `postgres://...` (use `sslmode=verify-full` or `require` beyond loopback).
     #[arg(
         long,
         env = "LATCHKEY_DATABASE_URL",
-        default_value = "sqlite://latchkey.db"
+        default_value = "sqlite://latchkey.db",
+        hide_env_values = true,
+        value_parser = parse_secret
     )]
-    pub database_url: String,
+    pub database_url: SecretString,
+
+    /// Start even when the SQLite database file (or its `-wal`/`-shm`) can be read or
+    /// written by group or others. Off: such a file stops the server at start-up.
+    #[arg(long, env = "LATCHKEY_ALLOW_INSECURE_DB_PERMISSIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_insecure_db_permissions: bool,
 
     /// Redis for scale-out (`redis://host:6379`): shared rate limits and instant
     /// revocation fan-out between replicas. Unset: everything stays in process.
-    #[arg(long, env = "LATCHKEY_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "LATCHKEY_REDIS_URL", hide_env_values = true, value_parser = parse_secret)]
+    pub redis_url: Option<SecretString>,
 
     /// How long a request waits for a database connection before it fails with 503.
     #[arg(long, env = "LATCHKEY_DATABASE_ACQUIRE_TIMEOUT", default_value = "5s")]
@@ -128,22 +137,27 @@ pub struct Config {
 
     /// With HS256: the shared secret (at least 32 bytes). Without it a random secret is
     /// generated and stored like any other key.
-    #[arg(long, env = "LATCHKEY_HS256_SECRET", hide_env_values = true)]
-    pub hs256_secret: Option<String>,
+    #[arg(long, env = "LATCHKEY_HS256_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub hs256_secret: Option<SecretString>,
 
     /// Browser origins allowed to use the refresh cookie and CORS, comma-separated
-    /// (`https://app.example.com`). The server's own origin is always allowed.
+    /// (`https://app.example.com`). The server's own origin is always allowed. With a
+    /// `Secure` cookie only `https://` origins, and `http://` loopback ones
+    /// (`http://localhost:3000`, `http://127.0.0.1:5173`, `http://[::1]:8000`).
     #[arg(long, env = "LATCHKEY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Mark the refresh cookie `Secure` (sent over HTTPS only). Turn off only for local
-    /// development over plain HTTP.
+    /// Mark the refresh cookie `Secure` (sent over HTTPS only) and name it
+    /// `__Host-latchkey_refresh` (`Path=/`, no `Domain`: no other host can set it).
+    /// Turn off only for local development over plain HTTP.
     #[arg(long, env = "LATCHKEY_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
     pub cookie_secure: bool,
 
-    /// The refresh cookie's `Path`: where the auth routes are mounted.
-    #[arg(long, env = "LATCHKEY_COOKIE_PATH", default_value = "/auth")]
-    pub cookie_path: String,
+    /// The refresh cookie's `Path` when the cookie is not `Secure` (default `/auth`). A
+    /// `Secure` cookie is a `__Host-` cookie, whose path is always `/`: any other value
+    /// is refused then.
+    #[arg(long, env = "LATCHKEY_COOKIE_PATH")]
+    pub cookie_path: Option<String>,
 
     /// The `Strict-Transport-Security` header value; `off` to send none.
     #[arg(long, env = "LATCHKEY_HSTS", default_value = "max-age=31536000")]
@@ -224,8 +238,8 @@ pub struct Config {
     pub key_reload: HumanDuration,
 
     /// Secret that services present to read `GET /auth/revocations`. Unset: the feed is off.
-    #[arg(long, env = "LATCHKEY_REVOCATION_FEED_SECRET", hide_env_values = true)]
-    pub revocation_feed_secret: Option<String>,
+    #[arg(long, env = "LATCHKEY_REVOCATION_FEED_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub revocation_feed_secret: Option<SecretString>,
 
     /// Access tokens whose verification is remembered (until their `exp`), so repeated
     /// requests with one token skip the signature check. 0 turns the cache off.
@@ -241,8 +255,27 @@ pub struct Config {
 
     /// The master secret itself, for platforms that inject secrets as variables (prefer
     /// the file). Not both.
-    #[arg(long, env = "LATCHKEY_MASTER_SECRET", hide_env_values = true)]
-    pub master_secret: Option<String>,
+    #[arg(long, env = "LATCHKEY_MASTER_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub master_secret: Option<SecretString>,
+    /// How long a client may take to send a request head (and how long a kept-alive
+    /// connection may stay idle); the connection is closed after that.
+    #[arg(long, env = "LATCHKEY_HEADER_TIMEOUT", default_value = "30s")]
+    pub header_timeout: HumanDuration,
+
+    /// How long a client may take to send a request body once its head has arrived;
+    /// 408 `body_timeout` after that.
+    #[arg(long, env = "LATCHKEY_BODY_TIMEOUT", default_value = "10s")]
+    pub body_timeout: HumanDuration,
+
+    /// How long the server may take to answer once the request has arrived; 503
+    /// `request_timeout` after that.
+    #[arg(long, env = "LATCHKEY_REQUEST_TIMEOUT", default_value = "30s")]
+    pub request_timeout: HumanDuration,
+
+    /// Client connections served at once. Beyond it a new connection is answered 503
+    /// `too_many_connections` and closed.
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
@@ -291,6 +324,10 @@ impl FromStr for TrustedProxies {
     }
 }
 
+fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s))
+}
+
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     s.parse()
         .map_err(|e: latchkey_verify::UnsupportedAlgorithm| e.to_string())
@@ -316,6 +353,7 @@ impl Config {
             })
         };
         if let Some(secret) = &self.hs256_secret {
+            let secret = secret.expose_secret();
             if self.algorithm != Algorithm::HS256 {
                 return fail(
                     "LATCHKEY_HS256_SECRET",
@@ -355,8 +393,17 @@ impl Config {
         if self.issuer.trim().is_empty() || self.audience.trim().is_empty() {
             return fail("LATCHKEY_ISSUER/LATCHKEY_AUDIENCE", "must not be empty");
         }
-        if !self.cookie_path.starts_with('/') || self.cookie_path.contains([';', ',', ' ']) {
-            return fail("LATCHKEY_COOKIE_PATH", "must be a path starting with /");
+        if let Some(path) = &self.cookie_path {
+            if !path.starts_with('/') || path.contains([';', ',', ' ']) || !path.is_ascii() {
+                return fail("LATCHKEY_COOKIE_PATH", "must be a path starting with /");
+            }
+            if self.cookie_secure && path != "/" {
+                return fail(
+                    "LATCHKEY_COOKIE_PATH",
+                    "a Secure cookie is a __Host- cookie, whose path is always /: \
+                     leave it unset (it only applies with LATCHKEY_COOKIE_SECURE=false)",
+                );
+            }
         }
         for origin in &self.allowed_origins {
             let host = origin
@@ -370,11 +417,22 @@ impl Config {
                     "each origin must be scheme://host[:port], no wildcards or paths",
                 );
             }
+            if self.cookie_secure
+                && origin
+                    .strip_prefix("http://")
+                    .is_some_and(|authority| !is_loopback_authority(authority))
+            {
+                return fail(
+                    "LATCHKEY_ALLOWED_ORIGINS",
+                    "plain http:// origins cannot be allowed with a Secure cookie \
+                     (loopback ones such as http://localhost:3000 excepted): use https://",
+                );
+            }
         }
         if self
             .revocation_feed_secret
             .as_ref()
-            .is_some_and(|s| s.len() < 32)
+            .is_some_and(|s| s.expose_secret().len() < 32)
         {
             return fail(
                 "LATCHKEY_REVOCATION_FEED_SECRET",
@@ -390,7 +448,7 @@ impl Config {
         if self
             .master_secret
             .as_ref()
-            .is_some_and(|s| s.trim().len() < 32)
+            .is_some_and(|s| s.expose_secret().trim().len() < 32)
         {
             return fail("LATCHKEY_MASTER_SECRET", "must be at least 32 bytes");
         }
@@ -415,17 +473,120 @@ impl Config {
                 "must be a percentage from 5 to 100",
             );
         }
+        let timeouts = [
+            ("LATCHKEY_HEADER_TIMEOUT", self.header_timeout),
+            ("LATCHKEY_BODY_TIMEOUT", self.body_timeout),
+            ("LATCHKEY_REQUEST_TIMEOUT", self.request_timeout),
+        ];
+        for (setting, timeout) in timeouts {
+            if timeout.0 < Duration::from_millis(100) || timeout.0 > Duration::from_secs(600) {
+                return fail(setting, "must be between 100ms and 10m");
+            }
+        }
+        if self.max_connections == 0 {
+            return fail("LATCHKEY_MAX_CONNECTIONS", "must be at least 1");
+        }
         Ok(())
     }
 
-    /// The refresh cookie's name: `__Secure-` prefixed when the cookie is `Secure`.
+    /// The refresh cookie's name: `__Host-` prefixed when the cookie is `Secure` (then
+    /// only this host, over HTTPS, with `Path=/` and no `Domain`, can set it).
     pub fn refresh_cookie_name(&self) -> &'static str {
         if self.cookie_secure {
-            "__Secure-latchkey_refresh"
+            "__Host-latchkey_refresh"
         } else {
             "latchkey_refresh"
         }
     }
+
+    /// The refresh cookie's `Path`: `/` for a `Secure` (`__Host-`) cookie, otherwise
+    /// `LATCHKEY_COOKIE_PATH` (default `/auth`).
+    pub fn refresh_cookie_path(&self) -> &str {
+        match (&self.cookie_path, self.cookie_secure) {
+            (_, true) => "/",
+            (Some(path), false) => path,
+            (None, false) => "/auth",
+        }
+    }
+}
+
+/// Whether `authority` (`host[:port]`) names a loopback host: `localhost` (or a name
+/// under `.localhost`), `127.0.0.0/8` or `[::1]`.
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((ip, port)) if port.is_empty() || port.starts_with(':') => ip,
+            _ => return false,
+        }
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `url` without its secrets, for logs: the password of the user-info part and the
+/// value of every query parameter whose name contains `password` are replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &base[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    format!("{}://{user}:***@{}", &base[..scheme_end], &base[at + 1..])
+                }
+                None => base.to_owned(),
+            }
+        }
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if percent_decoded_lowercase(key).contains("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// `text` with `%XX` escapes decoded (as bytes, lossily) and ASCII letters lowercased.
+fn percent_decoded_lowercase(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -448,6 +609,147 @@ mod tests {
         );
         for bad in ["", "15", "m", "1w", "-1s", "1.5h"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad}");
+        }
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        use clap::Parser;
+        let mut all = vec!["latchkey"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().config
+    }
+
+    fn refused(config: &Config) -> &'static str {
+        config.validate().expect_err("refused").setting
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        config(&[]).validate().unwrap();
+    }
+
+    #[test]
+    fn plain_http_origins_are_refused_with_a_secure_cookie_unless_loopback() {
+        for origin in [
+            "http://app.example.com",
+            "http://192.168.1.10:3000",
+            "http://localhost.example.com",
+            "http://[::2]:80",
+        ] {
+            let secure = config(&["--allowed-origins", origin]);
+            assert_eq!(refused(&secure), "LATCHKEY_ALLOWED_ORIGINS", "{origin}");
+            let plain = config(&["--allowed-origins", origin, "--cookie-secure", "false"]);
+            plain.validate().unwrap();
+        }
+        for origin in [
+            "https://app.example.com",
+            "http://localhost:3000",
+            "http://LOCALHOST",
+            "http://app.localhost:8080",
+            "http://127.0.0.1:5173",
+            "http://127.1.2.3",
+            "http://[::1]:8000",
+            "http://[::1]",
+        ] {
+            config(&["--allowed-origins", origin])
+                .validate()
+                .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_secure_cookie_lives_at_the_root_and_another_path_is_refused() {
+        let secure = config(&[]);
+        assert_eq!(secure.refresh_cookie_name(), "__Host-latchkey_refresh");
+        assert_eq!(secure.refresh_cookie_path(), "/");
+        config(&["--cookie-path", "/"]).validate().unwrap();
+        assert_eq!(
+            refused(&config(&["--cookie-path", "/auth"])),
+            "LATCHKEY_COOKIE_PATH"
+        );
+        let plain = config(&["--cookie-secure", "false"]);
+        assert_eq!(plain.refresh_cookie_name(), "latchkey_refresh");
+        assert_eq!(plain.refresh_cookie_path(), "/auth");
+        let moved = config(&["--cookie-secure", "false", "--cookie-path", "/api/auth"]);
+        moved.validate().unwrap();
+        assert_eq!(moved.refresh_cookie_path(), "/api/auth");
+    }
+
+    #[test]
+    fn timeouts_and_the_connection_limit_are_bounded() {
+        for (flag, value, setting) in [
+            ("--header-timeout", "0s", "LATCHKEY_HEADER_TIMEOUT"),
+            ("--body-timeout", "50ms", "LATCHKEY_BODY_TIMEOUT"),
+            ("--request-timeout", "1h", "LATCHKEY_REQUEST_TIMEOUT"),
+            ("--max-connections", "0", "LATCHKEY_MAX_CONNECTIONS"),
+        ] {
+            assert_eq!(refused(&config(&[flag, value])), setting);
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let config = config(&[
+            "--algorithm",
+            "HS256",
+            "--hs256-secret",
+            "hs256-secret-hs256-secret-hs256-secret",
+            "--revocation-feed-secret",
+            "feed-secret-feed-secret-feed-secret-feed",
+            "--database-url",
+            "postgres://latchkey:db-password@db.internal/latchkey",
+            "--redis-url",
+            "redis://:redis-password@cache.internal:6379",
+        ]);
+        config.validate().unwrap();
+        let debug = format!("{config:?}");
+        for secret in [
+            "hs256-secret",
+            "feed-secret",
+            "db-password",
+            "redis-password",
+        ] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_in_user_info_and_query() {
+        let cases = [
+            (
+                "postgres://user:hunter2@db:5432/app",
+                "postgres://user:***@db:5432/app",
+            ),
+            (
+                "postgres://user@db/app?password=hunter2&sslmode=require",
+                "postgres://user@db/app?password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/app?sslmode=verify-full&PassWord=hunter2",
+                "postgres://db/app?sslmode=verify-full&PassWord=***",
+            ),
+            (
+                "postgres://db/app?pass%77ord=hunter2",
+                "postgres://db/app?pass%77ord=***",
+            ),
+            (
+                "postgres://u:p%40ss@db/app?sslpassword=hunter2",
+                "postgres://u:***@db/app?sslpassword=***",
+            ),
+            ("sqlite://latchkey.db", "sqlite://latchkey.db"),
+            (
+                "sqlite:///var/lib/latchkey.db?mode=rwc",
+                "sqlite:///var/lib/latchkey.db?mode=rwc",
+            ),
+        ];
+        for (url, redacted) in cases {
+            assert_eq!(redact_url(url), redacted);
         }
     }
 

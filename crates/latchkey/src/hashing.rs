@@ -160,6 +160,11 @@ impl HashPool {
         RequestInFlight(self.shared.clone())
     }
 
+    /// Requests counted in flight now (see [`HashPool::track_request`]).
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared.requests.load(Ordering::Acquire)
+    }
+
     /// Mark the calling request as a hashing one (a login, a registration) until the
     /// guard is dropped: the CPU budget protects the other requests, not these.
     pub fn lane(&self) -> HashLane {

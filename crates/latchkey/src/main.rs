@@ -4,9 +4,11 @@ use std::io::BufRead;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use latchkey::config::redact_url;
 use latchkey::service::RequestContext;
 use latchkey::{Application, Config};
 use latchkey_core::model::{Email, Password, Role};
+use secrecy::ExposeSecret;
 
 /// Latchkey authentication token server.
 #[derive(Debug, Parser)]
@@ -73,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             latchkey::app::build_service(&cli.config).await?;
             println!(
                 "database is up to date: {}",
-                redact_url(&cli.config.database_url)
+                redact_url(cli.config.database_url.expose_secret())
             );
             Ok(())
         }
@@ -137,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let database = redact_url(&config.database_url);
+    let database = redact_url(config.database_url.expose_secret());
     let app = Application::build(config).await?;
     tracing::info!(address = %app.local_addr(), %database, "latchkey listening");
     println!(
@@ -146,18 +148,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     app.run_until(shutdown_signal()).await?;
     Ok(())
-}
-
-/// The database URL without a password, for logs.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use latchkey_core::store::Revoked;
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -128,7 +129,7 @@ fn presented_refresh_token(
     if let Some(token) = body.and_then(|b| b.refresh_token) {
         return Ok(Some((token, RefreshDelivery::Body)));
     }
-    match refresh_cookie(headers, web) {
+    match refresh_cookie(headers, web)? {
         Some(token) => {
             check_csrf(headers, web)?;
             Ok(Some((token.to_owned(), RefreshDelivery::Cookie)))
@@ -206,7 +207,12 @@ async fn revocations(
     headers: HeaderMap,
     QueryParams(query): QueryParams<FeedQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(secret) = state.web.revocation_feed_secret.as_deref() else {
+    let Some(secret) = state
+        .web
+        .revocation_feed_secret
+        .as_ref()
+        .map(|s| s.expose_secret())
+    else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -10,6 +10,12 @@
 //!    it after a CORS preflight, which only allowed origins pass; HTML forms cannot send
 //!    it at all.
 //!
+//! The cookie is `__Host-latchkey_refresh` when `Secure` (the default): `Path=/`, no
+//! `Domain`, so only this host over HTTPS can set it; a sibling subdomain cannot plant
+//! one. A request that carries the cookie twice (one planted under another `Path` or
+//! `Domain`, which the browser sends as well) is refused with 400
+//! `refresh_cookie_duplicated` rather than guessing which one is ours.
+//!
 //! The double-submit pattern was not chosen: it needs a second, script-readable cookie,
 //! and with `SameSite=Strict` plus these two checks it would add nothing.
 
@@ -22,17 +28,28 @@ use super::WebSettings;
 /// The custom header that cookie-carried requests must send.
 pub const CSRF_HEADER: &str = "x-latchkey-csrf";
 
-/// The refresh token in the request's cookie, if any.
-pub(super) fn refresh_cookie<'a>(headers: &'a HeaderMap, web: &WebSettings) -> Option<&'a str> {
-    headers
+/// The refresh token in the request's cookie, if any. Refuses a request that carries
+/// the refresh cookie more than once (400 `refresh_cookie_duplicated`).
+pub(super) fn refresh_cookie<'a>(
+    headers: &'a HeaderMap,
+    web: &WebSettings,
+) -> Result<Option<&'a str>, ApiError> {
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == web.cookie_name)
-        .map(|(_, value)| value.trim_matches('"'))
-        .filter(|value| !value.is_empty())
+        .filter(|(name, _)| name.trim() == web.cookie_name)
+        .map(|(_, value)| value.trim().trim_matches('"'));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(ApiError::bad_request(
+            "refresh_cookie_duplicated",
+            "the request carries the refresh cookie more than once; clear this site's cookies and log in again",
+        ));
+    }
+    Ok(first.filter(|value| !value.is_empty()))
 }
 
 /// Refuse a cookie-carried request that fails either CSRF check.

@@ -62,8 +62,17 @@ fn unauthorized(code: &'static str, message: &str) -> ApiError {
 }
 
 impl From<TokenError> for ApiError {
+    /// The stable code with a generic message: which check failed (signature, issuer,
+    /// audience...) goes to the debug log, not to the caller.
     fn from(e: TokenError) -> Self {
-        let mut error = unauthorized(e.code(), &e.to_string());
+        tracing::debug!(code = e.code(), reason = %e, "access token refused");
+        let message = match e {
+            TokenError::Missing => "an access token is required",
+            TokenError::Expired => "the access token has expired",
+            TokenError::Revoked => "the access token has been revoked",
+            _ => "the access token is not valid",
+        };
+        let mut error = unauthorized(e.code(), message);
         error.bearer_challenge = Some(match e {
             TokenError::Missing => "Bearer",
             _ => "Bearer error=\"invalid_token\"",

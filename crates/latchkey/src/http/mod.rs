@@ -10,8 +10,10 @@ mod browser;
 mod error;
 mod extract;
 mod forwarded;
+mod limits;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -19,6 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use secrecy::SecretString;
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -50,9 +53,13 @@ pub struct WebSettings {
     /// Proxies whose `X-Forwarded-For` entries are believed.
     pub trusted_proxies: Option<TrustedProxies>,
     /// Secret for the revocation feed; `None` turns the feed off.
-    pub revocation_feed_secret: Option<String>,
+    pub revocation_feed_secret: Option<SecretString>,
     /// The HSTS header value, if any.
     pub hsts: Option<String>,
+    /// How long a request body may take to arrive after the head (408 `body_timeout`).
+    pub body_timeout: Duration,
+    /// How long a handler may take once the request has arrived (503 `request_timeout`).
+    pub request_timeout: Duration,
 }
 
 impl WebSettings {
@@ -60,13 +67,15 @@ impl WebSettings {
     pub fn from_config(config: &Config) -> Self {
         Self {
             cookie_name: config.refresh_cookie_name(),
-            cookie_path: config.cookie_path.clone(),
+            cookie_path: config.refresh_cookie_path().to_owned(),
             cookie_secure: config.cookie_secure,
             allowed_origins: config.allowed_origins.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             revocation_feed_secret: config.revocation_feed_secret.clone(),
             hsts: Some(config.hsts.clone())
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
+            body_timeout: config.body_timeout.0,
+            request_timeout: config.request_timeout.0,
         }
     }
 }
@@ -97,6 +106,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(hashing, count_in_flight))
+        .layer(middleware::from_fn_with_state(
+            web.clone(),
+            limits::read_then_answer,
+        ))
         .with_state(state);
     if !web.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = web
@@ -158,7 +171,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Counts the request as in flight while it runs, so password hashing keeps to its CPU
-/// budget while there are other requests to answer (see [`crate::hashing`]).
+/// budget while there are other requests to answer (see [`crate::hashing`]). Runs
+/// inside [`limits::read_then_answer`]: a request counts once its head and body are in.
 async fn count_in_flight(
     State(hashing): State<HashPool>,
     request: Request,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use latchkey_core::lockout::BackoffPolicy;
 use latchkey_core::rotation::RotationPolicy;
 use latchkey_core::sealing::KeySealer;
+use secrecy::ExposeSecret;
 
 use crate::config::{Config, RateSpec};
 
@@ -99,7 +100,10 @@ impl ServicePolicy {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             algorithm: config.algorithm,
-            hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            hs256_secret: config
+                .hs256_secret
+                .as_ref()
+                .map(|s| s.expose_secret().as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
             key_sealer: key_sealer.map(Arc::new),
             limits: RateLimits {

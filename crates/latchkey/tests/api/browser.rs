@@ -81,7 +81,9 @@ async fn the_cookie_is_secure_and_prefixed_by_default() {
         )
         .await;
     let cookie = response.headers()[SET_COOKIE].to_str().unwrap();
-    assert!(cookie.starts_with("__Secure-latchkey_refresh="), "{cookie}");
+    assert!(cookie.starts_with("__Host-latchkey_refresh="), "{cookie}");
+    assert!(cookie.split(';').any(|a| a.trim() == "Path=/"), "{cookie}");
+    assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
     assert!(cookie.split(';').any(|a| a.trim() == "Secure"), "{cookie}");
 }
 

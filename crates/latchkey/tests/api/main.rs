@@ -16,6 +16,7 @@ mod browser;
 mod brute_force;
 mod faults;
 mod flow;
+mod hardening;
 mod input;
 mod interop;
 mod key_revocation;
