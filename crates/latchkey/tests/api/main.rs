@@ -11,6 +11,7 @@
 mod helpers;
 
 mod browser;
+mod cli;
 mod faults;
 mod flow;
 mod input;
