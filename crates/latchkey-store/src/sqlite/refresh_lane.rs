@@ -612,6 +612,7 @@ mod tests {
             presented_generation: 0,
             successor: RefreshTokenHash::from_bytes([2; 32]),
             now: Timestamp::from_unix_millis(1),
+            client_ip: None,
         }
     }
 
