@@ -1,6 +1,7 @@
 //! The `latchkey` binary's admin commands, run as a person or a script would, against
 //! the same SQLite database as a running server: tables and `--json`, changes the
-//! server sees, the last-admin rule, and read-only commands that create nothing.
+//! server sees, the last-admin rule. Start-up behaviour (read-only commands that create
+//! nothing, errors, logs) is in `startup`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,21 +12,23 @@ use tokio::io::AsyncWriteExt;
 
 use crate::helpers::*;
 
+mod startup;
+
 /// What a run of the binary left behind.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
+pub(super) struct Run {
+    pub(super) success: bool,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
 }
 
 impl Run {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         assert!(self.success, "failed: {}", self.stderr);
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
     }
 
     /// A failure explained in exactly one line of standard error, holding `needle`.
-    fn assert_failed_with(&self, needle: &str) {
+    pub(super) fn assert_failed_with(&self, needle: &str) {
         assert!(!self.success, "succeeded: {}", self.stdout);
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line expected: {:?}", self.stderr);
@@ -37,11 +40,11 @@ impl Run {
     }
 }
 
-fn url_of(db: &Path) -> String {
+pub(super) fn url_of(db: &Path) -> String {
     format!("sqlite://{}", db.display())
 }
 
-async fn latchkey_with_input(url: &str, args: &[&str], input: Option<&str>) -> Run {
+pub(super) async fn latchkey_with_input(url: &str, args: &[&str], input: Option<&str>) -> Run {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .args(["--database-url", url])
         .args(args)
@@ -64,7 +67,7 @@ async fn latchkey_with_input(url: &str, args: &[&str], input: Option<&str>) -> R
     }
 }
 
-async fn latchkey(url: &str, args: &[&str]) -> Run {
+pub(super) async fn latchkey(url: &str, args: &[&str]) -> Run {
     latchkey_with_input(url, args, None).await
 }
 
@@ -373,74 +376,6 @@ async fn sessions_are_listed_and_revoked_one_or_all() {
 }
 
 #[tokio::test]
-async fn read_only_commands_on_a_missing_database_fail_and_create_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("typo.db");
-    let url = url_of(&db);
-    for args in [
-        &["keys", "list"][..],
-        &["keys", "rotate"],
-        &["user", "list"],
-        &["user", "show", "bob@example.com"],
-        &["user", "disable", "bob@example.com"],
-        &["user", "set-role", "bob@example.com", "--role", "user"],
-        &["sessions", "list", "--user", "bob@example.com"],
-        &["sessions", "revoke", "--user", "bob@example.com", "--all"],
-    ] {
-        latchkey(&url, args)
-            .await
-            .assert_failed_with(&format!("no database at {}", db.display()));
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "{args:?} created a file"
-        );
-    }
-}
-
-#[tokio::test]
-async fn read_only_commands_on_an_unmigrated_database_fail() {
-    let (_dir, db) = temp_db();
-    std::fs::write(&db, b"").unwrap();
-    latchkey(&url_of(&db), &["user", "list"])
-        .await
-        .assert_failed_with("run `latchkey migrate` first");
-    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "nothing written");
-}
-
-#[tokio::test]
-async fn migrate_creates_the_schema_but_no_keys() {
-    let (_dir, db) = temp_db();
-    let url = url_of(&db);
-    let run = latchkey(&url, &["migrate"]).await;
-    assert!(run.success, "{}", run.stderr);
-    assert!(db.exists());
-    let keys = latchkey(&url, &["keys", "list", "--json"]).await.json();
-    assert_eq!(keys["keys"], serde_json::json!([]));
-
-    // The first server start makes the key; the listing shows times in RFC 3339.
-    spawn_app_on(&db, &[]).await.stop().await;
-    let keys = latchkey(&url, &["keys", "list", "--json"]).await.json();
-    let created = keys["keys"][0]["created_at"].as_str().unwrap();
-    assert!(humantime::parse_rfc3339(created).is_ok(), "{created}");
-    let table = latchkey(&url, &["keys", "list"]).await;
-    assert!(table.stdout.contains(created), "{}", table.stdout);
-}
-
-#[tokio::test]
-async fn a_missing_directory_is_named_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("data");
-    let url = url_of(&missing.join("latchkey.db"));
-    for args in [&["migrate"][..], &["serve"], &["user", "list"]] {
-        let run = latchkey(&url, &[&["--bind", "127.0.0.1:0"], args].concat()).await;
-        run.assert_failed_with(&format!("directory {} does not exist", missing.display()));
-        assert!(!run.stderr.contains("Caused by"), "{}", run.stderr);
-    }
-    assert!(!missing.exists());
-}
-
-#[tokio::test]
 async fn addresses_with_invisible_characters_are_refused() {
     let (_dir, db) = temp_db();
     let app = spawn_app_on(&db, &[]).await;
@@ -459,56 +394,4 @@ async fn addresses_with_invisible_characters_are_refused() {
         )
         .await;
     assert_error(response, StatusCode::BAD_REQUEST, "email_invalid").await;
-}
-
-#[tokio::test]
-async fn serve_announces_itself_once_without_colour_codes_off_a_terminal() {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-
-    let (_dir, db) = temp_db();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(["--database-url", &url_of(&db), "--bind", "127.0.0.1:0"])
-        .env("LATCHKEY_LOG", "debug,sqlx=warn")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).await.unwrap();
-    assert!(line.starts_with("latchkey listening on http://"), "{line}");
-    child.kill().await.unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).await.unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
-    assert!(!rest.contains("listening"), "announced twice: {rest}");
-    // The debug log has the event (so the log is being written), without ANSI codes.
-    assert!(stderr.contains("latchkey listening"), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "colour codes in {stderr:?}");
-}
-
-#[tokio::test]
-async fn help_lists_latchkey_log() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .arg("--help")
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    // The variable itself, not a longer name that begins with it (LATCHKEY_LOGIN_…).
-    assert!(
-        help.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .any(|word| word == "LATCHKEY_LOG"),
-        "{help}"
-    );
 }
