@@ -248,11 +248,9 @@ async fn add(
         .lock()
         .read_line(&mut line)
         .context("could not read the password from standard input")?;
-    let password = Password::parse_with_context(
-        line.trim_end_matches(['\r', '\n']).to_owned(),
-        &[email.as_str()],
-    )
-    .map_err(|e| auth_error(e.into()))?;
+    // The same password rules as registration over HTTP.
+    let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|e| auth_error(e.into()))?;
     let user = service
         .create_user(email, password, roles, &admin_context())
         .await
