@@ -4,6 +4,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use uuid::Uuid;
 
 use crate::password::normalise;
@@ -105,9 +106,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let normalised = raw.trim().to_lowercase();
         let valid = normalised.len() <= 254
-            && !normalised
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
+            && !normalised.chars().any(is_invisible)
             && match normalised.split_once('@') {
                 Some((local, domain)) => {
                     !local.is_empty()
@@ -136,6 +135,18 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters an address must not hold because a reader cannot see them: white space,
+/// control characters, and format characters (general category `Cf`: zero-width
+/// spaces and joiners, bidirectional overrides and isolates such as U+202E, the byte
+/// order mark), plus the Hangul fillers, which render as blanks. An address that looks
+/// like `admin@example.com` must be `admin@example.com`.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || c.general_category() == GeneralCategory::Format
+        || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
 }
 
 impl fmt::Display for Email {
@@ -308,6 +319,32 @@ pub struct RefreshTokenRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_with_invisible_characters_are_refused() {
+        for raw in [
+            "ad\u{200B}min@example.com",    // zero-width space
+            "admin\u{200D}@example.com",    // zero-width joiner
+            "\u{200E}admin@example.com",    // left-to-right mark
+            "admin@exa\u{202E}elpmaxe.com", // right-to-left override
+            "admin@example\u{2066}.com",    // left-to-right isolate
+            "admin@example.com\u{2069}",    // pop directional isolate
+            "\u{FEFF}admin@example.com",    // byte order mark
+            "ad\u{00AD}min@example.com",    // soft hyphen
+            "ad\u{3164}min@example.com",    // Hangul filler
+            "ad min@example.com",
+            "ad\u{7}min@example.com",
+        ] {
+            assert_eq!(
+                Email::parse(raw).err(),
+                Some(InvalidInput::Email),
+                "{raw:?} was accepted"
+            );
+        }
+        // Visible non-ASCII letters stay allowed.
+        assert!(Email::parse("zoë@exämple.com").is_ok());
+        assert!(Email::parse("用户@例子.中国").is_ok());
+    }
 
     fn refusal(raw: &str) -> Option<InvalidInput> {
         Password::parse(raw.to_owned()).err()

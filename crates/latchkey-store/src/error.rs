@@ -14,6 +14,23 @@ use sqlx::sqlite::SqliteError;
 /// The name of the unique constraint on `users.email` (same in both schemas).
 const USERS_EMAIL_CONSTRAINT: &str = "users_email_key";
 
+/// How [`StoreError::Internal`] messages for database error codes begin.
+const DATABASE_ERROR: &str = "database error ";
+
+/// PostgreSQL's SQLSTATE for "database does not exist".
+pub(crate) const PG_UNDEFINED_DATABASE: &str = "3D000";
+
+/// The database error code a [`StoreError`] made by [`map_error`] carries, if any (for
+/// start-up messages that need the URL's context to explain it).
+pub(crate) fn database_code(error: &StoreError) -> Option<&str> {
+    match error {
+        StoreError::Internal(message) => message
+            .strip_prefix(DATABASE_ERROR)
+            .and_then(|rest| rest.split_whitespace().next()),
+        _ => None,
+    }
+}
+
 /// Translate a driver error into the store's error vocabulary. Not logged here: the
 /// caller decides (the server's HTTP error mapping logs each failure once).
 pub(crate) fn map_error(err: sqlx::Error) -> StoreError {
@@ -138,9 +155,9 @@ fn map_database_error(db: &dyn DatabaseError) -> StoreError {
     // the offending values.
     match db.constraint() {
         Some(constraint) => {
-            StoreError::Internal(format!("database error {code} on constraint {constraint}"))
+            StoreError::Internal(format!("{DATABASE_ERROR}{code} on constraint {constraint}"))
         }
-        None => StoreError::Internal(format!("database error {code}")),
+        None => StoreError::Internal(format!("{DATABASE_ERROR}{code}")),
     }
 }
 

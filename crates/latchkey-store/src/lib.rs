@@ -2,22 +2,22 @@
 //! several replicas), both implementing [`latchkey_core::store::Store`].
 //!
 //! The server picks one at start-up with [`open`] from the database URL and from then on
-//! only sees an `Arc<dyn Store>`. Both backends pass the same conformance suite
-//! (`tests/conformance`), so behaviour never depends on the backend.
+//! only sees an `Arc<dyn Store>`; read-only and admin commands use [`open_existing`],
+//! which never creates or migrates a database. Both backends pass the same conformance
+//! suite (`tests/conformance`), so behaviour never depends on the backend.
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use latchkey_core::store::{Store, StoreError};
 
 mod convert;
 mod error;
 mod migrations;
+mod open;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use open::{open, open_existing};
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::{SqliteSettings, SqliteStore, SqliteSynchronous};
 
@@ -27,7 +27,7 @@ pub struct BackendSettings {
     /// Pool size (for SQLite: the read pool; writes use one extra connection).
     pub max_connections: u32,
     /// How long an operation waits for a free connection before it fails with
-    /// [`StoreError::Unavailable`].
+    /// [`StoreError::Unavailable`](latchkey_core::store::StoreError::Unavailable).
     pub acquire_timeout: Duration,
     /// SQLite only: durability of commits.
     pub sqlite_synchronous: SqliteSynchronous,
@@ -65,37 +65,5 @@ impl Backend {
             "postgres" | "postgresql" => Some(Self::Postgres),
             _ => None,
         }
-    }
-}
-
-/// Connect to the database at `url` (`sqlite://latchkey.db`, `postgres://…`), apply
-/// pending migrations and return the store.
-pub async fn open(url: &str, settings: BackendSettings) -> Result<Arc<dyn Store>, StoreError> {
-    match Backend::of_url(url) {
-        Some(Backend::Sqlite) => {
-            let sqlite = SqliteSettings {
-                max_connections: settings.max_connections,
-                acquire_timeout: settings.acquire_timeout,
-                synchronous: settings.sqlite_synchronous,
-                allow_insecure_permissions: settings.sqlite_allow_insecure_permissions,
-                ..SqliteSettings::default()
-            };
-            let store = SqliteStore::connect(url, sqlite).await?;
-            store.migrate().await?;
-            Ok(Arc::new(store))
-        }
-        Some(Backend::Postgres) => {
-            let postgres = PostgresSettings {
-                max_connections: settings.max_connections,
-                acquire_timeout: settings.acquire_timeout,
-            };
-            let store = PostgresStore::connect(url, postgres).await?;
-            store.migrate().await?;
-            Ok(Arc::new(store))
-        }
-        // Never echo the URL: it may carry a password.
-        None => Err(StoreError::Internal(
-            "unsupported database URL: expected a sqlite: or postgres: URL".to_owned(),
-        )),
     }
 }

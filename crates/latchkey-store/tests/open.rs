@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use latchkey_core::store::StoreError;
 use latchkey_store::testing::TestDatabase;
-use latchkey_store::{open, Backend, BackendSettings, SqliteSettings, SqliteStore};
+use latchkey_store::{open, open_existing, Backend, BackendSettings, SqliteSettings, SqliteStore};
 
 #[test]
 fn backend_is_chosen_by_scheme() {
@@ -87,4 +87,97 @@ async fn postgres_migrations_are_idempotent() {
     let second = open(db.url(), settings).await.unwrap();
     first.ping().await.unwrap();
     second.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn open_existing_creates_no_sqlite_file_and_requires_the_schema() {
+    let db = TestDatabase::sqlite().unwrap();
+    let path = db.url().trim_start_matches("sqlite://").to_owned();
+    let err = refusal(open_existing(db.url(), BackendSettings::default()).await);
+    assert!(err.to_string().contains("no database at"), "{err}");
+    assert!(!std::path::Path::new(&path).exists(), "a file was created");
+
+    std::fs::write(&path, b"").unwrap();
+    // Written with the umask's mode: made private, as Latchkey itself creates it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = refusal(open_existing(db.url(), BackendSettings::default()).await);
+    assert!(err.to_string().contains("run `latchkey migrate`"), "{err}");
+
+    open(db.url(), BackendSettings::default()).await.unwrap();
+    let store = open_existing(db.url(), BackendSettings::default())
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    assert!(store.signing_keys().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_sqlite_file_in_a_missing_directory_names_the_directory() {
+    let db = TestDatabase::sqlite().unwrap();
+    let path = db.url().trim_start_matches("sqlite://").to_owned();
+    let missing = std::path::Path::new(&path).with_file_name("data");
+    let url = format!("sqlite://{}", missing.join("latchkey.db").display());
+    let err = refusal(open(&url, BackendSettings::default()).await);
+    assert!(
+        err.to_string()
+            .contains(&format!("directory {} does not exist", missing.display())),
+        "{err}"
+    );
+    assert!(!missing.exists());
+}
+
+#[tokio::test]
+async fn open_existing_does_not_migrate_postgres() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    let settings = BackendSettings {
+        max_connections: 2,
+        ..BackendSettings::default()
+    };
+    let err = refusal(open_existing(db.url(), settings).await);
+    assert!(err.to_string().contains("has no Latchkey schema"), "{err}");
+    open(db.url(), settings).await.unwrap();
+    open_existing(db.url(), settings)
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_postgres_database_says_how_to_create_it_without_the_password() {
+    let Some(db) = TestDatabase::postgres().await else {
+        return;
+    };
+    // The same server and user, a database nobody created.
+    let (server, _) = db.url().rsplit_once('/').unwrap();
+    let url = format!("{server}/latchkey_never_created");
+    let url_with_password = url.replacen("://", "://ignored:hunter2@", 1);
+    for url in [url.as_str(), url_with_password.as_str()] {
+        let Err(err) = open_existing(url, BackendSettings::default()).await else {
+            panic!("opened a database that does not exist");
+        };
+        let message = err.to_string();
+        if url.contains("hunter2") {
+            // Another user: refused before the database is looked up, but never echoed.
+            assert!(!message.contains("hunter2"), "{message}");
+            continue;
+        }
+        assert!(
+            message.contains("database latchkey_never_created does not exist on ")
+                && message.ends_with("create it with createdb latchkey_never_created"),
+            "{message}"
+        );
+    }
+}
+
+/// The error of an open that must fail (`dyn Store` has no `Debug` for `unwrap_err`).
+fn refusal<T>(result: Result<T, StoreError>) -> StoreError {
+    match result {
+        Ok(_) => panic!("opened"),
+        Err(err) => err,
+    }
 }

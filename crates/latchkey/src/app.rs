@@ -42,8 +42,12 @@ pub enum StartError {
     /// A setting is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The store could not be opened or migrated.
-    #[error("could not open the database: {0}")]
+    /// The database could not be opened: missing, unreachable, not migrated. The
+    /// message says what to do and never carries the URL's password.
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    /// The store failed after opening.
+    #[error("database: {0}")]
     Store(#[from] latchkey_core::store::StoreError),
     /// The service could not start (keys, secrets).
     #[error("could not start: {0}")]
@@ -74,8 +78,112 @@ pub enum StartError {
 }
 
 /// Build the service (store, keys, revocations) from the config, without HTTP or Redis.
+/// Creates and migrates the database, and makes the first signing key and the secrets,
+/// when they are missing.
 pub async fn build_service(config: &Config) -> Result<Arc<AuthService>, StartError> {
-    Ok(build_service_with(config, None).await?.0)
+    Ok(build_service_with(config, None, Database::CreateIfMissing)
+        .await?
+        .0)
+}
+
+/// Like [`build_service`], on a database that exists and is migrated already (for
+/// `latchkey keys rotate`: a mistyped URL must not create a new database).
+pub async fn build_service_on_existing(config: &Config) -> Result<Arc<AuthService>, StartError> {
+    Ok(build_service_with(config, None, Database::MustExist)
+        .await?
+        .0)
+}
+
+/// Whether opening the database may create and migrate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    /// Create a missing SQLite file and apply pending migrations (`serve`, `migrate`,
+    /// `user add`).
+    CreateIfMissing,
+    /// The database must exist with every migration applied; nothing is changed.
+    MustExist,
+}
+
+async fn open_store(
+    config: &Config,
+    database: Database,
+) -> Result<Arc<dyn latchkey_core::store::Store>, StartError> {
+    let settings = backend_settings(config);
+    let database_url = config.database_url.expose_secret();
+    if let Some(warning) = postgres_tls_warning(database_url, std::env::var("PGSSLMODE").ok()) {
+        tracing::warn!("{warning}");
+    }
+    let opened = match database {
+        Database::CreateIfMissing => latchkey_store::open(database_url, settings).await,
+        Database::MustExist => latchkey_store::open_existing(database_url, settings).await,
+    };
+    opened.map_err(open_error)
+}
+
+/// Create the database if it is missing and apply pending migrations; nothing else (no
+/// keys, no secrets: the first `serve` makes those).
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
+    config.validate()?;
+    open_store(config, Database::CreateIfMissing).await?;
+    Ok(())
+}
+
+/// The service for admin commands: no key or secret is made, and no Redis is used
+/// (running servers pick up revocations from the store within
+/// `LATCHKEY_REVOCATION_POLL`). With [`Database::MustExist`] nothing at all is created
+/// or migrated. See [`AuthService::open_for_admin`].
+pub async fn open_admin_service(
+    config: &Config,
+    database: Database,
+) -> Result<Arc<AuthService>, StartError> {
+    config.validate()?;
+    let store = open_store(config, database).await?;
+    let collaborators = Collaborators {
+        limiter: Arc::new(LocalRateLimiter::default()),
+        failures: Arc::new(LocalFailures::default()),
+        fanout: None,
+        hashing: hash_pool(config)?,
+    };
+    let service = AuthService::open_for_admin(
+        store,
+        ServicePolicy::from_config(config, key_sealer(config)?),
+        collaborators,
+    )?;
+    Ok(Arc::new(service))
+}
+
+/// A failure to open the store, as one sentence: the store's own words without its
+/// "store failure:" prefix.
+fn open_error(error: latchkey_core::store::StoreError) -> StartError {
+    use latchkey_core::store::StoreError;
+    match error {
+        StoreError::Internal(detail) | StoreError::Unavailable(detail) => StartError::Open(detail),
+        other => StartError::Open(other.to_string()),
+    }
+}
+
+fn backend_settings(config: &Config) -> BackendSettings {
+    BackendSettings {
+        max_connections: config.database_max_connections,
+        acquire_timeout: config.database_acquire_timeout.0,
+        sqlite_allow_insecure_permissions: config.allow_insecure_db_permissions,
+        ..BackendSettings::default()
+    }
+}
+
+fn hash_pool(config: &Config) -> Result<HashPool, StartError> {
+    let hasher = PasswordHasher::new(HashCost::OWASP)?;
+    let workers = match config.hash_workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    HashPool::new(
+        hasher,
+        workers,
+        config.hash_queue,
+        f64::from(config.hash_cpu_share) / 100.0,
+    )
+    .map_err(StartError::Threads)
 }
 
 /// Redis as the service uses it: the link, and the key sealing fan-out messages.
@@ -84,31 +192,11 @@ type RedisParts = (Arc<RedisLink>, Arc<FanoutKey>);
 async fn build_service_with(
     config: &Config,
     redis: Option<Arc<RedisLink>>,
+    database: Database,
 ) -> Result<(Arc<AuthService>, Option<RedisParts>), StartError> {
     config.validate()?;
-    let settings = BackendSettings {
-        max_connections: config.database_max_connections,
-        acquire_timeout: config.database_acquire_timeout.0,
-        sqlite_allow_insecure_permissions: config.allow_insecure_db_permissions,
-        ..BackendSettings::default()
-    };
-    let database_url = config.database_url.expose_secret();
-    if let Some(warning) = postgres_tls_warning(database_url, std::env::var("PGSSLMODE").ok()) {
-        tracing::warn!("{warning}");
-    }
-    let store = latchkey_store::open(database_url, settings).await?;
-    let hasher = PasswordHasher::new(HashCost::OWASP)?;
-    let workers = match config.hash_workers {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    let hashing = HashPool::new(
-        hasher,
-        workers,
-        config.hash_queue,
-        f64::from(config.hash_cpu_share) / 100.0,
-    )
-    .map_err(StartError::Threads)?;
+    let store = open_store(config, database).await?;
+    let hashing = hash_pool(config)?;
     let redis = match redis {
         Some(link) => {
             // The same secret, name and candidate as `AuthService::start` (whichever asks
@@ -244,7 +332,8 @@ impl Application {
             Some(url) => Some(RedisLink::open(url.expose_secret()).await?),
             None => None,
         };
-        let (service, redis) = build_service_with(&config, redis).await?;
+        let (service, redis) =
+            build_service_with(&config, redis, Database::CreateIfMissing).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {

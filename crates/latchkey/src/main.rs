@@ -1,35 +1,61 @@
-//! The `latchkey` command: the server (`serve`, the default) and admin subcommands.
+//! The `latchkey` command: the server (`serve`, the default), `migrate`, and the admin
+//! subcommands (in `cli/`).
 
-use std::io::BufRead;
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 use latchkey::config::redact_url;
-use latchkey::service::RequestContext;
 use latchkey::{Application, Config};
-use latchkey_core::model::{Email, Password, Role};
 use secrecy::ExposeSecret;
+
+mod cli;
+
+use cli::output::one_line;
+use cli::{KeysCommand, Output, SessionsCommand, UserCommand};
+
+/// Shown after the options in `--help`.
+const AFTER_HELP: &str = "\
+Every option can also be set with the LATCHKEY_* variable in its [env: …], or in a .env file.
+
+Logging:
+  LATCHKEY_LOG    what to log, as a tracing filter (default: info,sqlx=warn);
+                  e.g. LATCHKEY_LOG=debug or LATCHKEY_LOG=latchkey=debug,sqlx=info
+  NO_COLOR        no colours in the log even on a terminal
+Logs go to standard error, coloured only when it is a terminal (JSON with --log-json).
+`serve` prints one line to standard output once it listens: the address.";
 
 /// Latchkey authentication token server.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Cli {
     #[command(flatten)]
     config: Config,
+    /// Print admin command results as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (the default).
+    /// Run the server (the default). Creates and migrates the database if needed, and
+    /// makes the first signing key.
     Serve,
-    /// Apply database migrations and exit.
+    /// Create the database if needed and apply migrations, then exit (no keys are made:
+    /// the first `serve` does that).
     Migrate,
     /// Manage users.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// See and revoke a user's sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
     },
     /// Manage signing keys.
     Keys {
@@ -38,110 +64,50 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum UserCommand {
-    /// Create a user. The password is read from standard input (one line).
-    Add {
-        /// The user's e-mail address.
-        #[arg(long)]
-        email: String,
-        /// A role; repeat for several. Default: user.
-        #[arg(long = "role")]
-        roles: Vec<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Make a new signing key; the old one keeps verifying until its tokens expire.
-    Rotate,
-    /// List the signing keys.
-    List,
-}
-
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Once, on one line: what went wrong and, where the cause is known, what to do.
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     // A missing .env file is normal; a malformed one is an error worth stopping for.
     if let Err(e) = dotenvy::dotenv() {
         if !e.not_found() {
-            bail!("could not read .env: {e}");
+            return Err(anyhow!("could not read .env: {e}"));
         }
     }
     let cli = Cli::parse();
     init_tracing(cli.config.log_json);
+    let output = Output { json: cli.json };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => {
-            latchkey::app::build_service(&cli.config).await?;
+            latchkey::app::migrate(&cli.config).await?;
             println!(
                 "database is up to date: {}",
                 redact_url(cli.config.database_url.expose_secret())
             );
             Ok(())
         }
-        Command::User {
-            command: UserCommand::Add { email, roles },
-        } => {
-            let service = latchkey::app::build_service(&cli.config).await?;
-            let email = Email::parse(&email).context("invalid e-mail address")?;
-            let roles = if roles.is_empty() {
-                vec![Role::user()]
-            } else {
-                roles
-                    .iter()
-                    .map(|r| Role::parse(r))
-                    .collect::<Result<Vec<_>, _>>()
-                    .context("invalid role")?
-            };
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("could not read the password from stdin")?;
-            let password = Password::parse(line.trim_end_matches(['\r', '\n']).to_owned())
-                .context("invalid password")?;
-            let user = service
-                .create_user(email, password, roles, &RequestContext::default())
-                .await?;
-            println!("created user {} <{}>", user.id, user.email);
-            Ok(())
-        }
-        Command::Keys {
-            command: KeysCommand::Rotate,
-        } => {
-            let service = latchkey::app::build_service(&cli.config).await?;
-            let kid = service.rotate_keys(&RequestContext::default()).await?;
-            println!(
-                "new signing key {kid} ({}); running servers pick it up within {:?}",
-                cli.config.algorithm, cli.config.key_reload.0
-            );
-            Ok(())
-        }
-        Command::Keys {
-            command: KeysCommand::List,
-        } => {
-            let service = latchkey::app::build_service(&cli.config).await?;
-            for key in service.signing_keys().await? {
-                let state = match key.retired_at {
-                    None => "active".to_owned(),
-                    Some(at) => format!("retired at {}", at.unix_seconds()),
-                };
-                println!(
-                    "{}\t{}\tcreated {}\t{state}",
-                    key.kid,
-                    key.algorithm,
-                    key.created_at.unix_seconds()
-                );
-            }
-            Ok(())
-        }
+        Command::User { command } => cli::user(command, &cli.config, output).await,
+        Command::Sessions { command } => cli::sessions(command, &cli.config, output).await,
+        Command::Keys { command } => cli::keys(command, &cli.config, output).await,
     }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let database = redact_url(config.database_url.expose_secret());
     let app = Application::build(config).await?;
-    tracing::info!(address = %app.local_addr(), %database, "latchkey listening");
+    // The one announcement, on standard output (scripts and tests read the address from
+    // it); the log has it at debug level only, so a terminal shows it once.
+    tracing::debug!(address = %app.local_addr(), %database, "latchkey listening");
     println!(
         "latchkey listening on http://{} (database {database})",
         app.local_addr()
@@ -174,8 +140,12 @@ async fn shutdown_signal() {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // Colour codes only for a person at a terminal, never into files or log collectors.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = std::io::stderr().is_terminal() && !no_color;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

@@ -13,6 +13,7 @@
 
 mod account;
 mod admin;
+mod cli;
 mod error;
 mod keys;
 mod policy;

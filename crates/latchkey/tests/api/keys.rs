@@ -114,7 +114,8 @@ async fn a_restart_keeps_users_sessions_keys_and_revocations() {
     );
     let listed = cli(&db, &["keys", "list"]).output().await.unwrap();
     let listing = String::from_utf8(listed.stdout).unwrap();
-    assert_eq!(listing.lines().count(), 2, "{listing}");
+    // A header line, then one line per key.
+    assert_eq!(listing.lines().count(), 3, "{listing}");
     assert!(
         !listing.contains("BEGIN") && listing.lines().filter(|l| l.contains("active")).count() == 1
     );

@@ -14,6 +14,7 @@ mod accounts;
 mod admin_users;
 mod browser;
 mod brute_force;
+mod cli;
 mod faults;
 mod flow;
 mod hardening;

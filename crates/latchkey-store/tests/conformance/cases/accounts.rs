@@ -66,7 +66,7 @@ async fn revoked_in_log(store: &Arc<dyn Store>, now: Timestamp) -> Vec<SessionId
     log.into_iter()
         .filter_map(|e| match e.revoked {
             Revoked::Session(id) => Some(id),
-            Revoked::AccessToken(_) => None,
+            Revoked::AccessToken(_) | Revoked::Key(_) => None,
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use crate::harness::{event, stored_session, stored_user, t, Harness};
 fn jti(entry: &RevocationEntry) -> Option<&str> {
     match &entry.revoked {
         Revoked::AccessToken(jti) => Some(jti),
-        Revoked::Session(_) => None,
+        Revoked::Session(_) | Revoked::Key(_) => None,
     }
 }
 
