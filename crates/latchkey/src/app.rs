@@ -328,6 +328,7 @@ impl Application {
     /// Validate the config, open the store, set up keys, bind the address and start
     /// the background tasks.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        tracing::info!("{}", config.cookie_mode_explained());
         let redis = match &config.redis_url {
             Some(url) => Some(RedisLink::open(url.expose_secret()).await?),
             None => None,

@@ -144,14 +144,16 @@ pub struct Config {
     /// (`https://app.example.com`). The server's own origin is always allowed. With a
     /// `Secure` cookie only `https://` origins, and `http://` loopback ones
     /// (`http://localhost:3000`, `http://127.0.0.1:5173`, `http://[::1]:8000`).
-    #[arg(long, env = "LATCHKEY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "LATCHKEY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,
 
-    /// Mark the refresh cookie `Secure` (sent over HTTPS only) and name it
-    /// `__Host-latchkey_refresh` (`Path=/`, no `Domain`: no other host can set it).
-    /// Turn off only for local development over plain HTTP.
-    #[arg(long, env = "LATCHKEY_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub cookie_secure: bool,
+    /// Whether the refresh cookie is `Secure` (sent over HTTPS only, named
+    /// `__Host-latchkey_refresh`, `Path=/`, no `Domain`: no other host can set it):
+    /// `true`, `false` (local development over plain HTTP only), or `auto`: Secure unless
+    /// the issuer is a plain-HTTP loopback address such as the default
+    /// `http://127.0.0.1:8080`, so a first run works in a browser as it is.
+    #[arg(long, env = "LATCHKEY_COOKIE_SECURE", default_value = "auto")]
+    pub cookie_secure: CookieSecurity,
 
     /// The refresh cookie's `Path` when the cookie is not `Secure` (default `/auth`). A
     /// `Secure` cookie is a `__Host-` cookie, whose path is always `/`: any other value
@@ -324,6 +326,36 @@ impl FromStr for TrustedProxies {
     }
 }
 
+/// `LATCHKEY_COOKIE_SECURE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieSecurity {
+    /// Secure unless the issuer is a plain-HTTP loopback address.
+    Auto,
+    /// Always Secure.
+    Always,
+    /// Never Secure (local development over plain HTTP).
+    Never,
+}
+
+impl FromStr for CookieSecurity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "true" | "1" | "yes" => Ok(Self::Always),
+            "false" | "0" | "no" => Ok(Self::Never),
+            _ => Err(format!("{s:?}: expected auto, true or false")),
+        }
+    }
+}
+
+/// An allowed origin as typed, without a trailing slash (`http://localhost:3000/` is
+/// the origin `http://localhost:3000`; browsers send origins without one).
+fn parse_origin(s: &str) -> Result<String, std::convert::Infallible> {
+    Ok(s.trim().trim_end_matches('/').to_owned())
+}
+
 fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(s))
 }
@@ -397,7 +429,7 @@ impl Config {
             if !path.starts_with('/') || path.contains([';', ',', ' ']) || !path.is_ascii() {
                 return fail("LATCHKEY_COOKIE_PATH", "must be a path starting with /");
             }
-            if self.cookie_secure && path != "/" {
+            if self.cookie_is_secure() && path != "/" {
                 return fail(
                     "LATCHKEY_COOKIE_PATH",
                     "a Secure cookie is a __Host- cookie, whose path is always /: \
@@ -417,7 +449,7 @@ impl Config {
                     "each origin must be scheme://host[:port], no wildcards or paths",
                 );
             }
-            if self.cookie_secure
+            if self.cookie_is_secure()
                 && origin
                     .strip_prefix("http://")
                     .is_some_and(|authority| !is_loopback_authority(authority))
@@ -489,10 +521,47 @@ impl Config {
         Ok(())
     }
 
+    /// Whether the refresh cookie is `Secure`, `auto` resolved against the issuer.
+    pub fn cookie_is_secure(&self) -> bool {
+        match self.cookie_secure {
+            CookieSecurity::Always => true,
+            CookieSecurity::Never => false,
+            CookieSecurity::Auto => !self
+                .issuer
+                .strip_prefix("http://")
+                .map(|rest| rest.split('/').next().unwrap_or(""))
+                .is_some_and(is_loopback_authority),
+        }
+    }
+
+    /// One line for the start-up log: which cookie mode is on, and why.
+    pub fn cookie_mode_explained(&self) -> String {
+        let secure = self.cookie_is_secure();
+        let why = match self.cookie_secure {
+            CookieSecurity::Always => "LATCHKEY_COOKIE_SECURE=true",
+            CookieSecurity::Never => "LATCHKEY_COOKIE_SECURE=false",
+            CookieSecurity::Auto if secure => {
+                "LATCHKEY_COOKIE_SECURE=auto and the issuer is not a plain-HTTP loopback address"
+            }
+            CookieSecurity::Auto => {
+                "LATCHKEY_COOKIE_SECURE=auto and the issuer is a plain-HTTP loopback address \
+                 (local development); set LATCHKEY_ISSUER to the public https:// URL in production"
+            }
+        };
+        if secure {
+            format!(
+                "refresh cookie: Secure, {} ({why})",
+                self.refresh_cookie_name()
+            )
+        } else {
+            format!("refresh cookie: not Secure, sent over plain HTTP ({why})")
+        }
+    }
+
     /// The refresh cookie's name: `__Host-` prefixed when the cookie is `Secure` (then
     /// only this host, over HTTPS, with `Path=/` and no `Domain`, can set it).
     pub fn refresh_cookie_name(&self) -> &'static str {
-        if self.cookie_secure {
+        if self.cookie_is_secure() {
             "__Host-latchkey_refresh"
         } else {
             "latchkey_refresh"
@@ -502,7 +571,7 @@ impl Config {
     /// The refresh cookie's `Path`: `/` for a `Secure` (`__Host-`) cookie, otherwise
     /// `LATCHKEY_COOKIE_PATH` (default `/auth`).
     pub fn refresh_cookie_path(&self) -> &str {
-        match (&self.cookie_path, self.cookie_secure) {
+        match (&self.cookie_path, self.cookie_is_secure()) {
             (_, true) => "/",
             (Some(path), false) => path,
             (None, false) => "/auth",
@@ -594,6 +663,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cookie_is_secure_unless_auto_meets_a_loopback_http_issuer() {
+        let cases = [
+            (&["--issuer", "http://127.0.0.1:8080"][..], false),
+            (&["--issuer", "http://localhost:8080/"][..], false),
+            (&["--issuer", "http://[::1]:8080"][..], false),
+            (&["--issuer", "https://127.0.0.1:8080"][..], true),
+            (&["--issuer", "http://auth.example.com"][..], true),
+            (&["--issuer", "https://auth.example.com"][..], true),
+            (
+                &[
+                    "--issuer",
+                    "http://127.0.0.1:8080",
+                    "--cookie-secure",
+                    "true",
+                ][..],
+                true,
+            ),
+            (
+                &[
+                    "--issuer",
+                    "https://auth.example.com",
+                    "--cookie-secure",
+                    "false",
+                ][..],
+                false,
+            ),
+        ];
+        for (args, secure) in cases {
+            let config = config(args);
+            assert_eq!(config.cookie_is_secure(), secure, "{args:?}");
+            assert!(config
+                .cookie_mode_explained()
+                .contains("LATCHKEY_COOKIE_SECURE"));
+        }
+        assert!("maybe".parse::<CookieSecurity>().is_err());
+    }
+
+    #[test]
+    fn allowed_origins_lose_a_trailing_slash() {
+        let config = config(&[
+            "--allowed-origins",
+            "http://localhost:3000/,https://app.example.com",
+        ]);
+        assert_eq!(
+            config.allowed_origins,
+            ["http://localhost:3000", "https://app.example.com"]
+        );
+    }
+
+    #[test]
     fn durations_parse_with_units() {
         assert_eq!(
             "15m".parse::<HumanDuration>().unwrap().0,
@@ -642,7 +761,7 @@ mod tests {
             "http://localhost.example.com",
             "http://[::2]:80",
         ] {
-            let secure = config(&["--allowed-origins", origin]);
+            let secure = config(&["--allowed-origins", origin, "--cookie-secure", "true"]);
             assert_eq!(refused(&secure), "LATCHKEY_ALLOWED_ORIGINS", "{origin}");
             let plain = config(&["--allowed-origins", origin, "--cookie-secure", "false"]);
             plain.validate().unwrap();
@@ -657,7 +776,7 @@ mod tests {
             "http://[::1]:8000",
             "http://[::1]",
         ] {
-            config(&["--allowed-origins", origin])
+            config(&["--allowed-origins", origin, "--cookie-secure", "true"])
                 .validate()
                 .unwrap_or_else(|e| panic!("{origin}: {e}"));
         }
@@ -665,12 +784,19 @@ mod tests {
 
     #[test]
     fn a_secure_cookie_lives_at_the_root_and_another_path_is_refused() {
-        let secure = config(&[]);
+        let secure = config(&["--cookie-secure", "true"]);
         assert_eq!(secure.refresh_cookie_name(), "__Host-latchkey_refresh");
         assert_eq!(secure.refresh_cookie_path(), "/");
-        config(&["--cookie-path", "/"]).validate().unwrap();
+        config(&["--cookie-secure", "true", "--cookie-path", "/"])
+            .validate()
+            .unwrap();
         assert_eq!(
-            refused(&config(&["--cookie-path", "/auth"])),
+            refused(&config(&[
+                "--cookie-secure",
+                "true",
+                "--cookie-path",
+                "/auth"
+            ])),
             "LATCHKEY_COOKIE_PATH"
         );
         let plain = config(&["--cookie-secure", "false"]);

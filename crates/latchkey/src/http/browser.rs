@@ -74,7 +74,20 @@ pub(super) fn check_csrf(headers: &HeaderMap, web: &WebSettings) -> Result<(), A
     if same_origin || web.allowed_origins.iter().any(|allowed| allowed == origin) {
         Ok(())
     } else {
-        Err(refuse("the request's Origin is not allowed"))
+        // The origin is the caller's own header: echoing it tells nothing new.
+        let origin: String = origin
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(200)
+            .collect();
+        let over_http = if web.cookie_secure && origin.starts_with("http://") {
+            " (over plain HTTP the cookie is Secure: for local development set LATCHKEY_COOKIE_SECURE=false, or auto with a loopback LATCHKEY_ISSUER)"
+        } else {
+            ""
+        };
+        Err(refuse(&format!(
+            "the request's Origin {origin} is not allowed to use the refresh cookie: add it to LATCHKEY_ALLOWED_ORIGINS{over_http}"
+        )))
     }
 }
 

@@ -68,7 +68,7 @@ impl WebSettings {
         Self {
             cookie_name: config.refresh_cookie_name(),
             cookie_path: config.refresh_cookie_path().to_owned(),
-            cookie_secure: config.cookie_secure,
+            cookie_secure: config.cookie_is_secure(),
             allowed_origins: config.allowed_origins.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
             revocation_feed_secret: config.revocation_feed_secret.clone(),

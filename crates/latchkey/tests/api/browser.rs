@@ -203,3 +203,82 @@ async fn every_response_carries_security_headers() {
         assert!(headers.contains_key("content-security-policy"), "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_default_cookie_mode_works_for_local_development_over_http() {
+    // As `cargo run` starts it: issuer http://127.0.0.1:8080, cookie mode auto.
+    let app = spawn_app(&[
+        "--cookie-secure",
+        "auto",
+        "--issuer",
+        "http://127.0.0.1:8080",
+    ])
+    .await;
+    let (cookie, _) = browser_login(&app, "dev@example.com").await;
+    assert!(cookie.starts_with("latchkey_refresh="), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    // A page served by the server itself refreshes with the cookie.
+    let own_origin = app.address.clone();
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .headers(browser_headers(
+            &app,
+            &cookie_value(&cookie),
+            Some(&own_origin),
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A public issuer makes the same mode Secure.
+    let public = spawn_app(&[
+        "--cookie-secure",
+        "auto",
+        "--issuer",
+        "https://auth.example.com",
+    ])
+    .await;
+    let (cookie, _) = browser_login(&public, "prod@example.com").await;
+    assert!(cookie.starts_with("__Host-latchkey_refresh="), "{cookie}");
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_refused_origin_is_named_with_the_setting_that_allows_it() {
+    let app = spawn_app(&["--allowed-origins", "http://localhost:3000/"]).await;
+    let (cookie, _) = browser_login(&app, "ori@example.com").await;
+    let token = cookie_value(&cookie);
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .headers(browser_headers(
+            &app,
+            &token,
+            Some("http://localhost:5173"),
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(response, StatusCode::FORBIDDEN, "csrf_check_failed").await;
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("http://localhost:5173"), "{message}");
+    assert!(message.contains("LATCHKEY_ALLOWED_ORIGINS"), "{message}");
+    // The allowed origin was given with a trailing slash: it still matches.
+    let response = app
+        .client
+        .post(app.url("/auth/refresh"))
+        .headers(browser_headers(
+            &app,
+            &token,
+            Some("http://localhost:3000"),
+            true,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
