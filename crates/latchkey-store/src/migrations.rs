@@ -52,9 +52,9 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         sql: include_str!("../migrations/sqlite/0004_accounts.sql"),
     },
     EmbeddedMigration {
-        version: 5,
+        version: 6,
         description: "key revocation",
-        sql: include_str!("../migrations/sqlite/0005_key_revocation.sql"),
+        sql: include_str!("../migrations/sqlite/0006_key_revocation.sql"),
     },
 ]);
 
@@ -76,9 +76,9 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         sql: include_str!("../migrations/postgres/0003_accounts.sql"),
     },
     EmbeddedMigration {
-        version: 4,
+        version: 5,
         description: "key revocation",
-        sql: include_str!("../migrations/postgres/0004_key_revocation.sql"),
+        sql: include_str!("../migrations/postgres/0005_key_revocation.sql"),
     },
 ]);
 
