@@ -192,7 +192,10 @@ mod tests {
         assert_eq!(challenge_state(exp, 4, false, at(0)), ChallengeState::Open);
         assert_eq!(challenge_state(exp, 5, false, at(0)), ChallengeState::Void);
         assert_eq!(challenge_state(exp, 0, true, at(0)), ChallengeState::Void);
-        assert_eq!(challenge_state(exp, 0, false, at(300)), ChallengeState::Expired);
+        assert_eq!(
+            challenge_state(exp, 0, false, at(300)),
+            ChallengeState::Expired
+        );
     }
 
     #[test]
@@ -201,7 +204,10 @@ mod tests {
         assert_eq!(code, "abababab-abababab-abababab-abababab");
         let typed = code.to_uppercase().replace('-', " ");
         let normalized = normalize_recovery_code(&typed).unwrap();
-        assert_eq!(recovery_code_hash(&normalized), recovery_code_hash(&code.replace('-', "")));
+        assert_eq!(
+            recovery_code_hash(&normalized),
+            recovery_code_hash(&code.replace('-', ""))
+        );
         assert_eq!(normalize_recovery_code("123456"), None);
         assert_eq!(normalize_recovery_code(&"g".repeat(32)), None);
     }

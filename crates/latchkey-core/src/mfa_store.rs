@@ -167,8 +167,10 @@ pub trait MfaStore: Send + Sync {
     /// Store the second step of a login (and forget expired ones).
     async fn insert_mfa_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
     /// The login step whose token has this hash.
-    async fn mfa_challenge(&self, token_hash: &[u8; 32])
-        -> Result<Option<MfaChallenge>, StoreError>;
+    async fn mfa_challenge(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<MfaChallenge>, StoreError>;
     /// Count one wrong code against an unused login step; returns the new count, `None`
     /// if there is no such unused step.
     async fn count_mfa_challenge_failure(

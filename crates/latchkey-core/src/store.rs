@@ -370,8 +370,7 @@ pub trait Maintenance: Send + Sync {
 }
 
 pub use crate::mfa_store::{
-    MfaChallenge, MfaCompletion, MfaProof, MfaStore, RecoveryCodeHash, TotpConfirmation,
-    TotpRecord,
+    MfaChallenge, MfaCompletion, MfaProof, MfaStore, RecoveryCodeHash, TotpConfirmation, TotpRecord,
 };
 
 /// Everything a Latchkey server needs from its store.

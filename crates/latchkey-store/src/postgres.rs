@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
+use latchkey_core::mfa::AuthMethods;
 use latchkey_core::model::{
     Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
 };
-use latchkey_core::mfa::AuthMethods;
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
     AuditLog, CreateSessionOutcome, KeyStore, Maintenance, NewSession, PasswordChange,

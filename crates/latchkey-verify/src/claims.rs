@@ -36,12 +36,26 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// Unique token id, for the denylist.
     pub jti: String,
+    /// How the user authenticated (RFC 8176: `pwd`, `otp`, `mfa`, ...); empty in tokens
+    /// from issuers (or Latchkey versions) that do not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the user authenticated (logged in), Unix seconds; kept across refreshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl AccessClaims {
     /// Whether the token carries `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the user authenticated with more than one factor: `amr` says `mfa`, or
+    /// names a one-time code besides the password (RFC 8176).
+    pub fn is_multi_factor(&self) -> bool {
+        let has = |method: &str| self.amr.iter().any(|m| m == method);
+        has("mfa") || (has("pwd") && (has("otp") || has("hwk") || has("swk")))
     }
 }
 

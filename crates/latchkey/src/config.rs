@@ -227,6 +227,17 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_VERIFIED_TOKEN_CACHE", default_value_t = 4096)]
     pub verified_token_cache: usize,
 
+    /// The issuer authenticator apps show for TOTP (`otpauth://totp/<issuer>:<email>`);
+    /// no `:` allowed.
+    #[arg(long, env = "LATCHKEY_MFA_ISSUER", default_value = "Latchkey")]
+    pub mfa_issuer: String,
+
+    /// How recent the login behind an access token must be for sensitive changes
+    /// (password change, turning the second factor off, new recovery codes); older
+    /// sessions get 401 `reauth_required` and must log in again.
+    #[arg(long, env = "LATCHKEY_REAUTH_WINDOW", default_value = "10m")]
+    pub reauth_window: HumanDuration,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -262,7 +273,9 @@ impl FromStr for TrustedProxies {
             .map(|part| {
                 part.parse::<ipnet::IpNet>()
                     .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("{part:?}: expected an address or CIDR such as 10.0.0.0/8"))
+                    .map_err(|_| {
+                        format!("{part:?}: expected an address or CIDR such as 10.0.0.0/8")
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if networks.is_empty() {
@@ -336,6 +349,12 @@ impl Config {
         if self.issuer.trim().is_empty() || self.audience.trim().is_empty() {
             return fail("LATCHKEY_ISSUER/LATCHKEY_AUDIENCE", "must not be empty");
         }
+        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
+            return fail(
+                "LATCHKEY_MFA_ISSUER",
+                "must be a non-empty name without ':'",
+            );
+        }
         if !self.cookie_path.starts_with('/') || self.cookie_path.contains([';', ',', ' ']) {
             return fail("LATCHKEY_COOKIE_PATH", "must be a path starting with /");
         }
@@ -368,8 +387,7 @@ impl Config {
                 "is replaced by LATCHKEY_TRUSTED_PROXIES (a hop count such as 1, or proxy CIDRs)",
             );
         }
-        if self.login_free_failures == 0 || self.login_account_ceiling < self.login_free_failures
-        {
+        if self.login_free_failures == 0 || self.login_account_ceiling < self.login_free_failures {
             return fail(
                 "LATCHKEY_LOGIN_FREE_FAILURES/LATCHKEY_LOGIN_ACCOUNT_CEILING",
                 "free failures must be at least 1, and the account ceiling at least as many",

@@ -47,6 +47,11 @@ enum UserCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Turn a user's second factor off (a lost authenticator and recovery codes).
+    ResetMfa {
+        /// The user's e-mail address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +107,16 @@ async fn main() -> anyhow::Result<()> {
                 .create_user(email, password, roles, &RequestContext::default())
                 .await?;
             println!("created user {} <{}>", user.id, user.email);
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::ResetMfa { email },
+        } => {
+            let service = latchkey::app::build_service(&cli.config).await?;
+            service
+                .reset_mfa_by_email(&email, &RequestContext::default())
+                .await?;
+            println!("second factor of <{email}> reset");
             Ok(())
         }
         Command::Keys {

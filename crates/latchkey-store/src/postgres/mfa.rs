@@ -68,12 +68,14 @@ async fn insert_codes(
         .await
         .map_err(map_error)?;
     for code in codes {
-        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES ($1, $2, NULL)")
-            .bind(user)
-            .bind(code.as_slice())
-            .execute(&mut *conn)
-            .await
-            .map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES ($1, $2, NULL)",
+        )
+        .bind(user)
+        .bind(code.as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_error)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod browser;
 mod error;
 mod extract;
 mod forwarded;
+mod mfa;
 
 use std::sync::Arc;
 
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(mfa::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -7,6 +7,7 @@
 //! - `tokens`: signing and checking access tokens;
 //! - `admin`: users, their sessions and the audit log, for admins;
 //! - `keys`: the signing-key ring;
+//! - `mfa` (with `totp`, its cryptography): the second factor and step-up;
 //! - this module: the service itself, its start-up and what every use case shares.
 //!
 //! Handlers translate requests into these calls and [`AuthError`]s into responses.
@@ -15,10 +16,12 @@ mod account;
 mod admin;
 mod error;
 mod keys;
+mod mfa;
 mod policy;
 mod refresh;
 mod sessions;
 mod tokens;
+mod totp;
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -38,6 +41,7 @@ use tokio::sync::Mutex;
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use error::AuthError;
+pub use mfa::{LoginOutcome, MfaPending, SecondFactor, TotpEnrollment, MFA_METHODS};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
@@ -122,6 +126,8 @@ pub struct AuthService {
     failures: Arc<dyn FailureStore>,
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
+    /// Seals TOTP secrets for storage.
+    mfa_sealer: totp::SecretSealer,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -149,12 +155,16 @@ impl AuthService {
             .await?;
         let refresh_keys = RefreshKeys::from_master_secret(&master)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mfa_sealer = totp::SecretSealer::from_master_secret(&master)?;
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
-        let validation =
-            Validation::new(policy.issuer.clone(), policy.audience.clone(), policy.leeway)
-                .with_max_lifetime(policy.access_ttl);
+        let validation = Validation::new(
+            policy.issuer.clone(),
+            policy.audience.clone(),
+            policy.leeway,
+        )
+        .with_max_lifetime(policy.access_ttl);
         let service = Self {
             store,
             validation,
@@ -168,6 +178,7 @@ impl AuthService {
             failures: collaborators.failures,
             fanout: collaborators.fanout,
             hashing: collaborators.hashing,
+            mfa_sealer,
             policy,
         };
         service.sync_revocations().await?;

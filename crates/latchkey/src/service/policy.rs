@@ -29,6 +29,10 @@ pub struct ServicePolicy {
     pub limits: RateLimits,
     /// How many verified access tokens to remember (0: verify every time).
     pub verified_token_cache: usize,
+    /// The issuer shown by authenticator apps for TOTP.
+    pub mfa_issuer: String,
+    /// How recent a login must be for sensitive changes (step-up).
+    pub reauth_window: Duration,
 }
 
 impl std::fmt::Debug for ServicePolicy {
@@ -46,6 +50,8 @@ impl std::fmt::Debug for ServicePolicy {
             )
             .field("limits", &self.limits)
             .field("verified_token_cache", &self.verified_token_cache)
+            .field("mfa_issuer", &self.mfa_issuer)
+            .field("reauth_window", &self.reauth_window)
             .finish()
     }
 }
@@ -90,6 +96,8 @@ impl ServicePolicy {
             algorithm: config.algorithm,
             hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
+            mfa_issuer: config.mfa_issuer.clone(),
+            reauth_window: config.reauth_window.0,
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,

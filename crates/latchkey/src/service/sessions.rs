@@ -182,11 +182,8 @@ impl AuthService {
         revocation: &SessionRevocation,
     ) {
         for session in sessions {
-            self.revoke_locally(
-                Revoked::Session(*session),
-                revocation.access_tokens_until,
-            )
-            .await;
+            self.revoke_locally(Revoked::Session(*session), revocation.access_tokens_until)
+                .await;
         }
     }
 
