@@ -16,6 +16,7 @@ mod flow;
 mod input;
 mod interop;
 mod keys;
+mod mfa;
 mod passwords;
 mod redis_shared;
 mod replicas;
