@@ -609,3 +609,19 @@ async fn a_code_accepted_on_one_replica_is_refused_on_another() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_count_toward_the_login_back_off() {
+    let app = spawn_app(&["--login-free-failures", "2"]).await;
+    let (_, authenticator, _) = user_with_totp(&app, "backoff@example.com").await;
+    let token = mfa_token(&app, "backoff@example.com").await;
+    for _ in 0..2 {
+        let wrong = second_step(&app, &token, "code", &authenticator.wrong_code()).await;
+        assert_error(wrong, StatusCode::UNAUTHORIZED, "mfa_code_invalid").await;
+    }
+    // Two failures used the allowance: the account now backs off, in both steps.
+    let third = second_step(&app, &token, "code", &authenticator.wrong_code()).await;
+    assert_error(third, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let login = first_step(&app, "backoff@example.com", Some("body")).await;
+    assert_error(login, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
