@@ -171,3 +171,33 @@ fn check_claims(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn amr_and_auth_time_are_optional_and_name_the_factors() {
+        let old = r#"{"iss":"i","sub":"s","aud":"a","sid":"x","iat":1,"exp":2,"jti":"j"}"#;
+        let claims: AccessClaims = serde_json::from_str(old).unwrap();
+        assert_eq!((claims.amr.len(), claims.auth_time), (0, None));
+        assert!(!claims.is_multi_factor());
+        for (amr, multi) in [
+            (vec!["pwd"], false),
+            (vec!["otp"], false),
+            (vec!["pwd", "otp"], true),
+            (vec!["mfa"], true),
+        ] {
+            let claims = AccessClaims {
+                amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+                ..claims.clone()
+            };
+            assert_eq!(claims.is_multi_factor(), multi, "{amr:?}");
+        }
+        // Absent claims stay absent on the wire.
+        let written = serde_json::to_string(&claims).unwrap();
+        assert!(!written.contains("amr") && !written.contains("auth_time"));
+    }
+}

@@ -12,7 +12,7 @@ use latchkey_core::time::Timestamp;
 use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
-use super::mfa::LoginOutcome;
+use super::mfa_login::LoginOutcome;
 use super::tokens::Authentication;
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;

@@ -1,58 +1,21 @@
 //! The second factor's use cases: enrol and confirm a TOTP authenticator, new recovery
-//! codes, turn it off (the user, or an admin), the login's second step, and the step-up
-//! check for sensitive changes.
+//! codes, turn it off (the user, or an admin), and the step-up check for sensitive
+//! changes. The login's second step is in `mfa_login`.
 //!
 //! Rules come from [`latchkey_core::mfa`]; every code is spent in the store by a
 //! compare-and-set, in the same transaction as the change it allows.
 
-use std::time::Duration;
-
 use latchkey_core::audit::SecurityEventKind;
-use latchkey_core::mfa::{
-    challenge_state, normalize_recovery_code, recent_enough, recovery_code_hash, AuthMethods,
-    ChallengeState, MAX_CODE_FAILURES,
-};
+use latchkey_core::mfa::{normalize_recovery_code, recent_enough, recovery_code_hash};
 use latchkey_core::model::{User, UserId};
-use latchkey_core::store::{MfaChallenge, MfaCompletion, MfaProof, TotpConfirmation, TotpRecord};
+use latchkey_core::store::{MfaCompletion, MfaProof, TotpConfirmation, TotpRecord};
 use latchkey_core::time::Timestamp;
 use latchkey_verify::AccessClaims;
 
 use super::account::FailureKeys;
 use super::totp;
-use super::{AuthError, AuthService, IssuedTokens, RequestContext};
+use super::{AuthError, AuthService, RequestContext};
 use crate::clock;
-
-/// How long the second step of a login may take.
-pub(super) const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
-
-/// The methods the second step accepts, as announced to clients.
-pub const MFA_METHODS: [&str; 2] = ["totp", "recovery_code"];
-
-/// How a login's first step ended.
-#[derive(Debug)]
-pub enum LoginOutcome {
-    /// No second factor: the session started.
-    Tokens(IssuedTokens),
-    /// The user has a second factor: present a code with this token.
-    MfaRequired(MfaPending),
-}
-
-/// The second step of a login, as handed to the client.
-pub struct MfaPending {
-    /// The single-use token that stands for the first step.
-    pub mfa_token: String,
-    /// Its lifetime.
-    pub expires_in: Duration,
-}
-
-impl std::fmt::Debug for MfaPending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaPending")
-            .field("mfa_token", &"<redacted>")
-            .field("expires_in", &self.expires_in)
-            .finish()
-    }
-}
 
 /// A code the user presents.
 pub enum SecondFactor {
@@ -159,7 +122,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<Vec<String>, AuthError> {
         self.require_recent_login(claims)?;
-        let (user, record, proof, now) = self.prove(claims, factor, ctx).await?;
+        let (user, proof, now) = self.prove(claims, factor, ctx).await?;
         let (shown, stored) = totp::new_recovery_codes()?;
         let mut event = self.event(SecurityEventKind::RecoveryCodesRegenerated, ctx, now);
         event.user_id = Some(user.id);
@@ -167,8 +130,7 @@ impl AuthService {
             .store
             .replace_recovery_codes(user.id, &proof, &stored, now, &event)
             .await?;
-        self.settle(&user, &record, &proof, outcome, ctx, now)
-            .await?;
+        self.settle(&user, &proof, outcome, ctx, now).await?;
         Ok(shown)
     }
 
@@ -180,14 +142,14 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<(), AuthError> {
         self.require_recent_login(claims)?;
-        let (user, record, proof, now) = self.prove(claims, factor, ctx).await?;
+        let (user, proof, now) = self.prove(claims, factor, ctx).await?;
         let mut event = self.event(SecurityEventKind::MfaDisabled, ctx, now);
         event.user_id = Some(user.id);
         let outcome = self
             .store
             .delete_totp(user.id, Some(&proof), now, &event)
             .await?;
-        self.settle(&user, &record, &proof, outcome, ctx, now).await
+        self.settle(&user, &proof, outcome, ctx, now).await
     }
 
     /// An admin resets a user's second factor (pending or active).
@@ -225,108 +187,6 @@ impl AuthService {
         }
     }
 
-    /// The login's second step for `user` (password checked a moment ago), if they have
-    /// a second factor on.
-    pub(super) async fn second_step(
-        &self,
-        user: &User,
-        refresh_delivery: &str,
-        now: Timestamp,
-    ) -> Result<Option<MfaPending>, AuthError> {
-        if self.active_totp(user.id).await?.is_none() {
-            return Ok(None);
-        }
-        let (mfa_token, token_hash) = totp::new_mfa_token()?;
-        let challenge = MfaChallenge {
-            token_hash,
-            user_id: user.id,
-            password_hash: user.password_hash.clone(),
-            refresh_delivery: refresh_delivery.chars().take(16).collect(),
-            created_at: now,
-            expires_at: now.plus(MFA_TOKEN_TTL),
-            failures: 0,
-            used: false,
-        };
-        self.store.insert_mfa_challenge(&challenge).await?;
-        Ok(Some(MfaPending {
-            mfa_token,
-            expires_in: MFA_TOKEN_TTL,
-        }))
-    }
-
-    /// Complete a login with its `mfa_token` and a code: a session starts, with the
-    /// `refresh_delivery` of the first step.
-    pub async fn login_second_step(
-        &self,
-        mfa_token: &str,
-        factor: SecondFactor,
-        ctx: &RequestContext,
-    ) -> Result<(IssuedTokens, String), AuthError> {
-        if mfa_token.len() > 128 {
-            return Err(AuthError::MfaTokenInvalid);
-        }
-        let token_hash = totp::mfa_token_hash(mfa_token);
-        let challenge = self
-            .store
-            .mfa_challenge(&token_hash)
-            .await?
-            .ok_or(AuthError::MfaTokenInvalid)?;
-        let now = clock::now();
-        match challenge_state(
-            challenge.expires_at,
-            challenge.failures,
-            challenge.used,
-            now,
-        ) {
-            ChallengeState::Open => {}
-            ChallengeState::Expired => return Err(AuthError::MfaTokenExpired),
-            ChallengeState::Void => return Err(AuthError::MfaTokenInvalid),
-        }
-        let user = self
-            .store
-            .user_by_id(challenge.user_id)
-            .await?
-            .ok_or(AuthError::MfaTokenInvalid)?;
-        let keys = FailureKeys::of(&user.email, ctx);
-        self.check_login_limits(Some(&keys), ctx).await?;
-        let record = self
-            .active_totp(user.id)
-            .await?
-            .ok_or(AuthError::MfaTokenInvalid)?;
-        let is_recovery = matches!(factor, SecondFactor::RecoveryCode(_));
-        let proof = self.proof(&user, &record, factor, now)?;
-        let outcome = match &proof {
-            Some(proof) => {
-                self.store
-                    .complete_mfa_challenge(&token_hash, proof, now, MAX_CODE_FAILURES)
-                    .await?
-            }
-            None => MfaCompletion::ProofRefused,
-        };
-        match outcome {
-            MfaCompletion::Completed => {}
-            MfaCompletion::Gone => return Err(AuthError::MfaTokenInvalid),
-            MfaCompletion::ProofRefused => {
-                self.store.count_mfa_challenge_failure(&token_hash).await?;
-                self.count_failure(&keys, ctx, now).await;
-                return Err(self.wrong_code(&user, ctx, now, "login").await);
-            }
-        }
-        self.failures.clear(&keys.network).await;
-        if is_recovery {
-            self.recovery_code_used(&user, ctx, now).await;
-        }
-        // The session is made only if the password is still the one the first step saw.
-        let user = User {
-            password_hash: challenge.password_hash,
-            ..user
-        };
-        let tokens = self
-            .start_session(&user, AuthMethods::PasswordAndOtp, ctx, now)
-            .await?;
-        Ok((tokens, challenge.refresh_delivery))
-    }
-
     /// Refuse a sensitive change unless the caller's login is within the
     /// re-authentication window (`auth_time`; tokens without it are too old).
     pub(super) fn require_recent_login(&self, claims: &AccessClaims) -> Result<(), AuthError> {
@@ -345,7 +205,7 @@ impl AuthService {
             .ok_or(AuthError::Token(latchkey_verify::TokenError::Revoked))
     }
 
-    async fn active_totp(&self, user: UserId) -> Result<Option<TotpRecord>, AuthError> {
+    pub(super) async fn active_totp(&self, user: UserId) -> Result<Option<TotpRecord>, AuthError> {
         Ok(self
             .store
             .totp(user)
@@ -355,7 +215,7 @@ impl AuthService {
 
     /// What `factor` proves for `user`, checked against `record`: `None` for a wrong or
     /// malformed code. Replay is the store's to refuse.
-    fn proof(
+    pub(super) fn proof(
         &self,
         user: &User,
         record: &TotpRecord,
@@ -373,14 +233,14 @@ impl AuthService {
         })
     }
 
-    /// The caller, their active authenticator and what `factor` proves; a wrong code is
-    /// counted and refused here.
+    /// The caller and what `factor` proves against their active authenticator; a wrong
+    /// code is counted and refused here.
     async fn prove(
         &self,
         claims: &AccessClaims,
         factor: SecondFactor,
         ctx: &RequestContext,
-    ) -> Result<(User, TotpRecord, MfaProof, Timestamp), AuthError> {
+    ) -> Result<(User, MfaProof, Timestamp), AuthError> {
         let user = self.caller_user(claims).await?;
         let record = self
             .active_totp(user.id)
@@ -390,7 +250,7 @@ impl AuthService {
         self.check_login_limits(Some(&keys), ctx).await?;
         let now = clock::now();
         match self.proof(&user, &record, factor, now)? {
-            Some(proof) => Ok((user, record, proof, now)),
+            Some(proof) => Ok((user, proof, now)),
             None => {
                 self.count_failure(&keys, ctx, now).await;
                 Err(self.wrong_code(&user, ctx, now, "change").await)
@@ -402,7 +262,6 @@ impl AuthService {
     async fn settle(
         &self,
         user: &User,
-        _record: &TotpRecord,
         proof: &MfaProof,
         outcome: MfaCompletion,
         ctx: &RequestContext,
@@ -425,7 +284,7 @@ impl AuthService {
     }
 
     /// Record a wrong (or replayed) code and return the error to answer with.
-    async fn wrong_code(
+    pub(super) async fn wrong_code(
         &self,
         user: &User,
         ctx: &RequestContext,
@@ -439,7 +298,12 @@ impl AuthService {
         AuthError::MfaCodeInvalid
     }
 
-    async fn recovery_code_used(&self, user: &User, ctx: &RequestContext, now: Timestamp) {
+    pub(super) async fn recovery_code_used(
+        &self,
+        user: &User,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) {
         let left = self.store.unused_recovery_codes(user.id).await.ok();
         let mut event = self.event(SecurityEventKind::RecoveryCodeUsed, ctx, now);
         event.user_id = Some(user.id);

@@ -8,6 +8,7 @@
 //! - `admin`: users, their sessions and the audit log, for admins;
 //! - `keys`: the signing-key ring;
 //! - `mfa` (with `totp`, its cryptography): the second factor and step-up;
+//! - `mfa_login`: the login's second step;
 //! - this module: the service itself, its start-up and what every use case shares.
 //!
 //! Handlers translate requests into these calls and [`AuthError`]s into responses.
@@ -17,6 +18,7 @@ mod admin;
 mod error;
 mod keys;
 mod mfa;
+mod mfa_login;
 mod policy;
 mod refresh;
 mod sessions;
@@ -41,7 +43,8 @@ use tokio::sync::Mutex;
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use error::AuthError;
-pub use mfa::{LoginOutcome, MfaPending, SecondFactor, TotpEnrollment, MFA_METHODS};
+pub use mfa::{SecondFactor, TotpEnrollment};
+pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
