@@ -273,9 +273,7 @@ impl FromStr for TrustedProxies {
             .map(|part| {
                 part.parse::<ipnet::IpNet>()
                     .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        format!("{part:?}: expected an address or CIDR such as 10.0.0.0/8")
-                    })
+                    .map_err(|_| format!("{part:?}: expected an address or CIDR such as 10.0.0.0/8"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if networks.is_empty() {
@@ -387,7 +385,8 @@ impl Config {
                 "is replaced by LATCHKEY_TRUSTED_PROXIES (a hop count such as 1, or proxy CIDRs)",
             );
         }
-        if self.login_free_failures == 0 || self.login_account_ceiling < self.login_free_failures {
+        if self.login_free_failures == 0 || self.login_account_ceiling < self.login_free_failures
+        {
             return fail(
                 "LATCHKEY_LOGIN_FREE_FAILURES/LATCHKEY_LOGIN_ACCOUNT_CEILING",
                 "free failures must be at least 1, and the account ceiling at least as many",

@@ -76,12 +76,7 @@ async fn change_user(
 ) -> Result<Json<Value>, ApiError> {
     let roles = body
         .roles
-        .map(|roles| {
-            roles
-                .iter()
-                .map(|r| Role::parse(r))
-                .collect::<Result<Vec<_>, _>>()
-        })
+        .map(|roles| roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>())
         .transpose()
         .map_err(AuthError::from)?;
     let change = AccessChange {

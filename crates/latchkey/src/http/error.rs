@@ -87,11 +87,9 @@ impl From<AuthError> for ApiError {
                 "account_disabled",
                 "this account has been disabled",
             ),
-            AuthError::SessionNotFound => Self::new(
-                StatusCode::NOT_FOUND,
-                "session_not_found",
-                "no such session",
-            ),
+            AuthError::SessionNotFound => {
+                Self::new(StatusCode::NOT_FOUND, "session_not_found", "no such session")
+            }
             AuthError::UserNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
             }

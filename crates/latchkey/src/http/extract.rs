@@ -108,7 +108,8 @@ impl FromRequestParts<AppState> for RequestContext {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip());
-        let client = client_address(peer, &parts.headers, state.web.trusted_proxies.as_ref());
+        let client =
+            client_address(peer, &parts.headers, state.web.trusted_proxies.as_ref());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -29,9 +29,7 @@ pub(super) fn client_address(
         .iter()
         .flat_map(|line| {
             let text = line.to_str().unwrap_or("");
-            text.split(',')
-                .map(|entry| parse_entry(entry.trim()))
-                .collect::<Vec<_>>()
+            text.split(',').map(|entry| parse_entry(entry.trim())).collect::<Vec<_>>()
         })
         .collect();
     chain.extend(entries.into_iter().rev());
@@ -93,10 +91,7 @@ mod tests {
     #[test]
     fn without_trusted_proxies_the_socket_address_counts() {
         let h = headers(&["198.51.100.1"]);
-        assert_eq!(
-            client_address(Some(ip("10.0.0.1")), &h, None),
-            Some(ip("10.0.0.1"))
-        );
+        assert_eq!(client_address(Some(ip("10.0.0.1")), &h, None), Some(ip("10.0.0.1")));
     }
 
     #[test]
@@ -104,15 +99,9 @@ mod tests {
         let one = proxies("1");
         // The proxy appended a second line; the client's own line is on the left.
         let h = headers(&["6.6.6.6", "203.0.113.9"]);
-        assert_eq!(
-            client_address(Some(ip("10.0.0.1")), &h, Some(&one)),
-            Some(ip("203.0.113.9"))
-        );
+        assert_eq!(client_address(Some(ip("10.0.0.1")), &h, Some(&one)), Some(ip("203.0.113.9")));
         let h = headers(&["6.6.6.6, 203.0.113.9"]);
-        assert_eq!(
-            client_address(Some(ip("10.0.0.1")), &h, Some(&one)),
-            Some(ip("203.0.113.9"))
-        );
+        assert_eq!(client_address(Some(ip("10.0.0.1")), &h, Some(&one)), Some(ip("203.0.113.9")));
         // No header: the request did not come through the proxy.
         assert_eq!(
             client_address(Some(ip("10.0.0.1")), &HeaderMap::new(), Some(&one)),
@@ -120,10 +109,7 @@ mod tests {
         );
         let two = proxies("2");
         let h = headers(&["6.6.6.6, 203.0.113.9, 10.0.0.2"]);
-        assert_eq!(
-            client_address(Some(ip("10.0.0.1")), &h, Some(&two)),
-            Some(ip("203.0.113.9"))
-        );
+        assert_eq!(client_address(Some(ip("10.0.0.1")), &h, Some(&two)), Some(ip("203.0.113.9")));
     }
 
     #[test]
@@ -141,10 +127,7 @@ mod tests {
         );
         // Junk behind the proxies: the last proxy is as far as we can see.
         let h = headers(&["not-an-address"]);
-        assert_eq!(
-            client_address(Some(ip("10.0.0.1")), &h, Some(&trusted)),
-            Some(ip("10.0.0.1"))
-        );
+        assert_eq!(client_address(Some(ip("10.0.0.1")), &h, Some(&trusted)), Some(ip("10.0.0.1")));
         let h = headers(&["[2001:db8::5]:443"]);
         assert_eq!(
             client_address(Some(ip("10.0.0.1")), &h, Some(&trusted)),

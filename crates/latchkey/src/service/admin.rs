@@ -60,7 +60,11 @@ fn parse_user_id(id: &str) -> Result<UserId, AuthError> {
 
 impl AuthService {
     /// Up to `limit` users ordered by e-mail address, after `after`.
-    pub async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<UserPage, AuthError> {
+    pub async fn list_users(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UserPage, AuthError> {
         let after = after.map(Email::parse).transpose()?;
         let users = self.store.list_users(after.as_ref(), limit).await?;
         let next = (users.len() == limit as usize)
@@ -173,11 +177,7 @@ impl AuthService {
             let deletion = UserDeletion {
                 id: user.id,
                 keep_an_admin: user.is_active_admin(),
-                revocation: self.session_revocation(
-                    user.id,
-                    SecurityEventKind::SessionRevoked,
-                    ctx,
-                ),
+                revocation: self.session_revocation(user.id, SecurityEventKind::SessionRevoked, ctx),
             };
             match self.store.delete_user(&deletion).await? {
                 UserUpdateOutcome::Applied { revoked } => {
@@ -214,7 +214,9 @@ impl AuthService {
                     .await
             }
             Some(session) => {
-                let session = session.parse().map_err(|_| AuthError::SessionNotFound)?;
+                let session = session
+                    .parse()
+                    .map_err(|_| AuthError::SessionNotFound)?;
                 let theirs = self
                     .store
                     .session(session)

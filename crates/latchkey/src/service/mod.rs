@@ -162,12 +162,9 @@ impl AuthService {
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
-        let validation = Validation::new(
-            policy.issuer.clone(),
-            policy.audience.clone(),
-            policy.leeway,
-        )
-        .with_max_lifetime(policy.access_ttl);
+        let validation =
+            Validation::new(policy.issuer.clone(), policy.audience.clone(), policy.leeway)
+                .with_max_lifetime(policy.access_ttl);
         let service = Self {
             store,
             validation,

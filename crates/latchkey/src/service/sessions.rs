@@ -182,8 +182,11 @@ impl AuthService {
         revocation: &SessionRevocation,
     ) {
         for session in sessions {
-            self.revoke_locally(Revoked::Session(*session), revocation.access_tokens_until)
-                .await;
+            self.revoke_locally(
+                Revoked::Session(*session),
+                revocation.access_tokens_until,
+            )
+            .await;
         }
     }
 
