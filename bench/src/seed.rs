@@ -144,6 +144,7 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
                 client_ip: None,
                 user_agent: None,
                 device: Device::of(None, None),
+                auth_methods: Default::default(),
             })
             .await?;
     }

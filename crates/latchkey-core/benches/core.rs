@@ -37,6 +37,8 @@ fn claims() -> AccessClaims {
         exp: NOW + 900,
         nbf: None,
         jti: "Qk1tZXJnZWRqdGlzYW1wbGU".into(),
+        amr: Vec::new(),
+        auth_time: None,
     }
 }
 

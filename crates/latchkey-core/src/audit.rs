@@ -37,11 +37,25 @@ pub enum SecurityEventKind {
     /// An account's failed logins reached the ceiling over all networks: likely
     /// distributed guessing.
     LoginCeilingReached,
+    /// The user started enrolling a TOTP authenticator (nothing active yet).
+    MfaEnrolled,
+    /// The user confirmed a TOTP authenticator: the second factor is on.
+    MfaConfirmed,
+    /// The user turned the second factor off.
+    MfaDisabled,
+    /// A recovery code was used (it is spent now).
+    RecoveryCodeUsed,
+    /// The user replaced their recovery codes.
+    RecoveryCodesRegenerated,
+    /// A wrong (or replayed) second-factor code was presented.
+    MfaFailed,
+    /// An admin reset the user's second factor.
+    MfaReset,
 }
 
 impl SecurityEventKind {
     /// Every kind, for round-trip checks.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 22] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -57,6 +71,13 @@ impl SecurityEventKind {
         Self::UserEnabled,
         Self::UserDeleted,
         Self::LoginCeilingReached,
+        Self::MfaEnrolled,
+        Self::MfaConfirmed,
+        Self::MfaDisabled,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
+        Self::MfaFailed,
+        Self::MfaReset,
     ];
 
     /// The stable name.
@@ -77,6 +98,13 @@ impl SecurityEventKind {
             Self::UserEnabled => "user_enabled",
             Self::UserDeleted => "user_deleted",
             Self::LoginCeilingReached => "login_ceiling_reached",
+            Self::MfaEnrolled => "mfa_enrolled",
+            Self::MfaConfirmed => "mfa_confirmed",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::MfaFailed => "mfa_failed",
+            Self::MfaReset => "mfa_reset",
         }
     }
 

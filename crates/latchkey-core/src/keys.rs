@@ -363,6 +363,8 @@ mod tests {
             exp: NOW + 900,
             nbf: None,
             jti: "jti-1".into(),
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod device;
 pub mod keys;
 pub mod lockout;
+pub mod mfa;
+mod mfa_store;
 pub mod model;
 pub mod password;
 pub mod refresh;

@@ -299,6 +299,8 @@ pub struct RefreshState {
     pub session: Session,
     /// The session's user's current roles.
     pub roles: Vec<Role>,
+    /// How the session's user proved who they are at login (for `amr`).
+    pub auth_methods: crate::mfa::AuthMethods,
 }
 
 /// A stored refresh token: only its keyed hash is known to the store.

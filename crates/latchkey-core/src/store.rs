@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::audit::SecurityEvent;
 use crate::device::Device;
+use crate::mfa::AuthMethods;
 use crate::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use crate::refresh::{RefreshTokenHash, RefreshTokenLookup};
 use crate::time::Timestamp;
@@ -183,6 +184,8 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// The device, for the session list and new-device detection.
     pub device: Device,
+    /// How the user proved who they are (kept for the session's access tokens' `amr`).
+    pub auth_methods: AuthMethods,
 }
 
 /// How creating a session ended.
@@ -381,13 +384,17 @@ pub trait Maintenance: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
+pub use crate::mfa_store::{
+    MfaChallenge, MfaCompletion, MfaProof, MfaStore, RecoveryCodeHash, TotpConfirmation, TotpRecord,
+};
+
 /// Everything a Latchkey server needs from its store.
 pub trait Store:
-    UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance
+    UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance + MfaStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance
+    T: UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance + MfaStore
 {
 }

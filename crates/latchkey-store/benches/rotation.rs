@@ -71,6 +71,7 @@ impl Family {
                 client_ip: None,
                 user_agent: None,
                 device: Device::of(None, None),
+                auth_methods: Default::default(),
             })
             .await
             .unwrap();

@@ -52,6 +52,11 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         sql: include_str!("../migrations/sqlite/0004_accounts.sql"),
     },
     EmbeddedMigration {
+        version: 5,
+        description: "mfa",
+        sql: include_str!("../migrations/sqlite/0005_mfa.sql"),
+    },
+    EmbeddedMigration {
         version: 6,
         description: "key revocation",
         sql: include_str!("../migrations/sqlite/0006_key_revocation.sql"),
@@ -74,6 +79,11 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         version: 3,
         description: "accounts",
         sql: include_str!("../migrations/postgres/0003_accounts.sql"),
+    },
+    EmbeddedMigration {
+        version: 4,
+        description: "mfa",
+        sql: include_str!("../migrations/postgres/0004_mfa.sql"),
     },
     EmbeddedMigration {
         version: 5,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
+use latchkey_core::mfa::AuthMethods;
 use latchkey_core::model::{
     Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
 };
@@ -35,12 +36,14 @@ use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
 
 mod accounts;
+mod mfa;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, t.spent_at, \
-                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
+                s.auth_methods \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id "
     };
@@ -360,6 +363,9 @@ impl SessionStore for PostgresStore {
             token: record,
             session,
             roles: roles_from_db(&get::<String>(&row, "roles")?)?,
+            auth_methods: AuthMethods::from_db(
+                get::<Option<String>>(&row, "auth_methods")?.as_deref(),
+            ),
         }))
     }
 

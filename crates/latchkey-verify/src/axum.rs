@@ -56,6 +56,9 @@ use crate::remote::RemoteVerifier;
 /// The code of a 403 refusal for a missing role.
 pub const INSUFFICIENT_ROLE: &str = "insufficient_role";
 
+/// The code of a 403 refusal for a login without a second factor where one is required.
+pub const MFA_REQUIRED: &str = "mfa_required";
+
 /// The bearer token of an `Authorization: Bearer <token>` header.
 ///
 /// No `Authorization` header, another scheme, or an empty token is
@@ -138,6 +141,17 @@ impl AuthRejection {
             code: INSUFFICIENT_ROLE,
             message: format!("this needs the role {role:?}"),
             challenge: Some(r#"Bearer error="insufficient_scope""#),
+        }
+    }
+
+    /// The 403 refusal for a caller who logged in with one factor where two are
+    /// required (code `mfa_required`).
+    pub fn mfa_required() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: MFA_REQUIRED,
+            message: "this needs a login with a second factor".to_owned(),
+            challenge: Some(r#"Bearer error="insufficient_user_authentication""#),
         }
     }
 
@@ -226,6 +240,16 @@ impl Claims {
         }
     }
 
+    /// `Ok` if the user logged in with a second factor (see
+    /// [`AccessClaims::is_multi_factor`]), else the 403 `mfa_required` refusal.
+    pub fn require_mfa(&self) -> Result<(), AuthRejection> {
+        if self.0.is_multi_factor() {
+            Ok(())
+        } else {
+            Err(AuthRejection::mfa_required())
+        }
+    }
+
     /// `Ok` if the token carries at least one of `roles`, else the 403 refusal.
     pub fn require_any_role(&self, roles: &[&str]) -> Result<(), AuthRejection> {
         if roles.iter().any(|role| self.0.has_role(role)) {
@@ -308,6 +332,7 @@ where
 pub struct VerifyLayer {
     verifier: Arc<RemoteVerifier>,
     roles: Arc<[String]>,
+    mfa: bool,
 }
 
 impl VerifyLayer {
@@ -316,7 +341,14 @@ impl VerifyLayer {
         Self {
             verifier,
             roles: Arc::from([]),
+            mfa: false,
         }
+    }
+
+    /// Also require a login with a second factor (403 `mfa_required` otherwise).
+    #[must_use]
+    pub fn require_mfa(self) -> Self {
+        Self { mfa: true, ..self }
     }
 
     /// Also require `role` (403 `insufficient_role` otherwise). Each call adds a role
@@ -326,8 +358,8 @@ impl VerifyLayer {
         let mut roles = self.roles.to_vec();
         roles.push(role.into());
         Self {
-            verifier: self.verifier,
             roles: roles.into(),
+            ..self
         }
     }
 }
@@ -340,6 +372,7 @@ impl<S> tower_layer::Layer<S> for VerifyLayer {
             inner,
             verifier: Arc::clone(&self.verifier),
             roles: Arc::clone(&self.roles),
+            mfa: self.mfa,
         }
     }
 }
@@ -350,6 +383,7 @@ pub struct VerifyService<S> {
     inner: S,
     verifier: Arc<RemoteVerifier>,
     roles: Arc<[String]>,
+    mfa: bool,
 }
 
 impl<S, B, R> tower_service::Service<Request<B>> for VerifyService<S>
@@ -373,6 +407,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = Arc::clone(&self.verifier);
         let roles = Arc::clone(&self.roles);
+        let mfa = self.mfa;
         let token = bearer_token(request.headers()).map(str::to_owned);
         Box::pin(async move {
             let verified = match token {
@@ -385,6 +420,9 @@ where
             };
             if let Some(missing) = roles.iter().find(|role| !claims.has_role(role)) {
                 return Ok(AuthRejection::insufficient_role(missing).to_response());
+            }
+            if mfa && !claims.is_multi_factor() {
+                return Ok(AuthRejection::mfa_required().to_response());
             }
             request.extensions_mut().insert(claims);
             inner.call(request).await

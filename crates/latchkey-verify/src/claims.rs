@@ -36,12 +36,26 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// Unique token id, for the denylist.
     pub jti: String,
+    /// How the user authenticated (RFC 8176: `pwd`, `otp`, `mfa`, ...); empty in tokens
+    /// from issuers (or Latchkey versions) that do not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the user authenticated (logged in), Unix seconds; kept across refreshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl AccessClaims {
     /// Whether the token carries `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the user authenticated with more than one factor: `amr` says `mfa`, or
+    /// names a one-time code besides the password (RFC 8176).
+    pub fn is_multi_factor(&self) -> bool {
+        let has = |method: &str| self.amr.iter().any(|m| m == method);
+        has("mfa") || (has("pwd") && (has("otp") || has("hwk") || has("swk")))
     }
 }
 
@@ -156,4 +170,34 @@ fn check_claims(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn amr_and_auth_time_are_optional_and_name_the_factors() {
+        let old = r#"{"iss":"i","sub":"s","aud":"a","sid":"x","iat":1,"exp":2,"jti":"j"}"#;
+        let claims: AccessClaims = serde_json::from_str(old).unwrap();
+        assert_eq!((claims.amr.len(), claims.auth_time), (0, None));
+        assert!(!claims.is_multi_factor());
+        for (amr, multi) in [
+            (vec!["pwd"], false),
+            (vec!["otp"], false),
+            (vec!["pwd", "otp"], true),
+            (vec!["mfa"], true),
+        ] {
+            let claims = AccessClaims {
+                amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+                ..claims.clone()
+            };
+            assert_eq!(claims.is_multi_factor(), multi, "{amr:?}");
+        }
+        // Absent claims stay absent on the wire.
+        let written = serde_json::to_string(&claims).unwrap();
+        assert!(!written.contains("amr") && !written.contains("auth_time"));
+    }
 }

@@ -1024,6 +1024,8 @@ mod tests {
             exp: 100,
             nbf: None,
             jti: jti.into(),
+            amr: Vec::new(),
+            auth_time: None,
         }
     }
 

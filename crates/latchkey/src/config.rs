@@ -279,6 +279,17 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// The issuer authenticator apps show for TOTP (`otpauth://totp/<issuer>:<email>`);
+    /// no `:` allowed.
+    #[arg(long, env = "LATCHKEY_MFA_ISSUER", default_value = "Latchkey")]
+    pub mfa_issuer: String,
+
+    /// How recent the login behind an access token must be for sensitive changes
+    /// (password change, turning the second factor off, new recovery codes); older
+    /// sessions get 401 `reauth_required` and must log in again.
+    #[arg(long, env = "LATCHKEY_REAUTH_WINDOW", default_value = "10m")]
+    pub reauth_window: HumanDuration,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -424,6 +435,12 @@ impl Config {
         }
         if self.issuer.trim().is_empty() || self.audience.trim().is_empty() {
             return fail("LATCHKEY_ISSUER/LATCHKEY_AUDIENCE", "must not be empty");
+        }
+        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
+            return fail(
+                "LATCHKEY_MFA_ISSUER",
+                "must be a non-empty name without ':'",
+            );
         }
         if let Some(path) = &self.cookie_path {
             if !path.starts_with('/') || path.contains([';', ',', ' ']) || !path.is_ascii() {

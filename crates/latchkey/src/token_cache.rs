@@ -128,6 +128,8 @@ mod tests {
             exp,
             nbf: None,
             jti: "j".into(),
+            amr: Vec::new(),
+            auth_time: None,
         })
     }
 

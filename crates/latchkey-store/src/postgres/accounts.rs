@@ -55,7 +55,8 @@ impl PostgresStore {
         };
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at, \
-             client_ip, user_agent, device, last_ip) VALUES ($1, $2, $3, 0, NULL, $4, $5, $6, $4)",
+             client_ip, user_agent, device, last_ip, auth_methods) \
+             VALUES ($1, $2, $3, 0, NULL, $4, $5, $6, $4, $7)",
         )
         .bind(session.id.as_uuid())
         .bind(user_id)
@@ -63,6 +64,7 @@ impl PostgresStore {
         .bind(new.client_ip.as_deref())
         .bind(new.user_agent.as_deref())
         .bind(&new.device.name)
+        .bind(new.auth_methods.as_db())
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;

@@ -43,7 +43,8 @@ impl SqliteStore {
         };
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, latest_generation, revoked_at, \
-             client_ip, user_agent, device, last_ip) VALUES (?, ?, ?, 0, NULL, ?, ?, ?, ?)",
+             client_ip, user_agent, device, last_ip, auth_methods) \
+             VALUES (?, ?, ?, 0, NULL, ?, ?, ?, ?, ?)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
@@ -52,6 +53,7 @@ impl SqliteStore {
         .bind(new.user_agent.as_deref())
         .bind(&new.device.name)
         .bind(new.client_ip.as_deref())
+        .bind(new.auth_methods.as_db())
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;

@@ -38,6 +38,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use latchkey_core::mfa::AuthMethods;
 use latchkey_core::model::{RefreshState, RefreshTokenRecord, Session};
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{RotateOutcome, Rotation, StoreError};
@@ -70,7 +71,8 @@ const CACHE_KIB: i64 = 16 * 1024;
 macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, successor.issued_at, \
-                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
+                s.auth_methods \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id \
               LEFT JOIN refresh_tokens successor \
@@ -545,6 +547,7 @@ struct StateColumns {
     latest_generation: i64,
     revoked_at: Option<i64>,
     roles: String,
+    auth_methods: Option<String>,
 }
 
 impl StateColumns {
@@ -559,6 +562,7 @@ impl StateColumns {
             latest_generation: row.get(6)?,
             revoked_at: row.get(7)?,
             roles: row.get(8)?,
+            auth_methods: row.get(9)?,
         })
     }
 
@@ -580,6 +584,7 @@ impl StateColumns {
             },
             session,
             roles: roles_from_db(&self.roles)?,
+            auth_methods: AuthMethods::from_db(self.auth_methods.as_deref()),
         })
     }
 }

@@ -194,6 +194,7 @@ pub(crate) async fn stored_session(
             client_ip: Some("203.0.113.7".to_owned()),
             user_agent: Some("conformance/1.0".to_owned()),
             device: Device::of(Some("conformance/1.0"), None),
+            auth_methods: Default::default(),
         })
         .await
         .expect("create session");

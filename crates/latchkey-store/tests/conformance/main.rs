@@ -54,6 +54,13 @@ macro_rules! conformance {
 }
 
 conformance! {
+    // second factor
+    pending_totp_is_replaced_until_confirmed,
+    a_totp_step_and_a_recovery_code_are_spent_once,
+    concurrent_logins_with_one_code_have_one_winner,
+    a_login_challenge_is_single_use_and_voided_by_failures,
+    turning_mfa_off_spends_the_proof_and_clears_everything,
+    a_session_keeps_its_auth_methods,
     // accounts
     create_session_notes_the_device,
     create_session_refuses_a_changed_user,

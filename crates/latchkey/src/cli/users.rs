@@ -58,6 +58,11 @@ pub(crate) enum UserCommand {
         /// The user's e-mail address.
         email: String,
     },
+    /// Turn a user's second factor off (a lost authenticator and lost recovery codes).
+    ResetMfa {
+        /// The user's e-mail address.
+        email: String,
+    },
 }
 
 /// `--role` (repeatable) and `--new-role`.
@@ -119,6 +124,18 @@ impl UserCommand {
                     .await
                     .map_err(auth_error)?;
                 report(&user, &format!("deleted {}", user.email), output)
+            }
+            Self::ResetMfa { email } => {
+                let user = find(service, &email).await?;
+                service
+                    .reset_mfa_by_email(&email, &admin_context())
+                    .await
+                    .map_err(auth_error)?;
+                report(
+                    &user,
+                    &format!("second factor of {} turned off", user.email),
+                    output,
+                )
             }
         }
     }

@@ -14,7 +14,7 @@ use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie, set_refre
 use super::error::ApiError;
 use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody, QueryParams};
 use super::{AppState, WebSettings};
-use crate::service::{IssuedTokens, RequestContext};
+use crate::service::{IssuedTokens, LoginOutcome, RequestContext};
 
 /// The `/auth` routes.
 pub(super) fn router() -> Router<AppState> {
@@ -50,12 +50,31 @@ async fn register(
 /// Where the client wants its refresh token.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum RefreshDelivery {
+pub(super) enum RefreshDelivery {
     /// In an `HttpOnly` cookie (browsers).
     #[default]
     Cookie,
     /// In the JSON body (native clients).
     Body,
+}
+
+impl RefreshDelivery {
+    /// The stable name, kept with a login's second step.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Cookie => "cookie",
+            Self::Body => "body",
+        }
+    }
+
+    /// The delivery named by [`as_str`](Self::as_str); the cookie for anything else.
+    pub(super) fn from_name(name: &str) -> Self {
+        if name == "body" {
+            Self::Body
+        } else {
+            Self::Cookie
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -77,7 +96,11 @@ struct TokenResponse<'a> {
     refresh_expires_in: Option<u64>,
 }
 
-fn token_response(tokens: &IssuedTokens, delivery: RefreshDelivery, web: &WebSettings) -> Response {
+pub(super) fn token_response(
+    tokens: &IssuedTokens,
+    delivery: RefreshDelivery,
+    web: &WebSettings,
+) -> Response {
     let in_body = delivery == RefreshDelivery::Body;
     let body = TokenResponse {
         access_token: &tokens.access_token,
@@ -106,11 +129,19 @@ async fn login(
     ctx: RequestContext,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let tokens = state
+    let outcome = state
         .service
-        .login(&body.email, body.password, &ctx)
+        .login(
+            &body.email,
+            body.password,
+            body.refresh_delivery.as_str(),
+            &ctx,
+        )
         .await?;
-    Ok(token_response(&tokens, body.refresh_delivery, &state.web))
+    Ok(match outcome {
+        LoginOutcome::Tokens(tokens) => token_response(&tokens, body.refresh_delivery, &state.web),
+        LoginOutcome::MfaRequired(pending) => super::mfa::mfa_required_response(&pending),
+    })
 }
 
 #[derive(Deserialize)]
@@ -191,7 +222,12 @@ async fn me(Authenticated(claims): Authenticated) -> Json<serde_json::Value> {
     Json(json!({
         "user": { "id": claims.sub, "roles": claims.roles },
         "session": { "id": claims.sid },
-        "token": { "issued_at": claims.iat, "expires_at": claims.exp },
+        "token": {
+            "issued_at": claims.iat,
+            "expires_at": claims.exp,
+            "auth_time": claims.auth_time,
+            "amr": claims.amr,
+        },
     }))
 }
 

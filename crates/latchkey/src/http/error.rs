@@ -130,6 +130,27 @@ impl From<AuthError> for ApiError {
                 "this refresh token was used before; the session has been revoked",
             ),
             AuthError::Token(token) => token.into(),
+            AuthError::MfaCodeInvalid => unauthorized("mfa_code_invalid", "the code is not valid"),
+            AuthError::MfaTokenInvalid => unauthorized(
+                "mfa_token_invalid",
+                "the mfa_token is not valid; log in again",
+            ),
+            AuthError::MfaTokenExpired => unauthorized(
+                "mfa_token_expired",
+                "the mfa_token has expired; log in again",
+            ),
+            AuthError::MfaAlreadyEnabled => Self::new(
+                StatusCode::CONFLICT,
+                "mfa_already_enabled",
+                "a second factor is on already",
+            ),
+            AuthError::MfaNotEnabled => {
+                Self::bad_request("mfa_not_enabled", "no second factor is on")
+            }
+            AuthError::ReauthRequired => unauthorized(
+                "reauth_required",
+                "this needs a recent login; log in again and retry",
+            ),
             AuthError::RateLimited { retry_after } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(

@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod forwarded;
 mod limits;
+mod mfa;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(mfa::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

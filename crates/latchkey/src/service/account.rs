@@ -3,6 +3,7 @@
 
 use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
 use latchkey_core::device::{is_new_device, Device};
+use latchkey_core::mfa::AuthMethods;
 use latchkey_core::model::{Email, InvalidInput, Password, Role, Session, SessionId, User, UserId};
 use latchkey_core::store::{
     CreateSessionOutcome, NewSession, PasswordChange, StoreError, UserUpdateOutcome,
@@ -11,20 +12,22 @@ use latchkey_core::time::Timestamp;
 use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
+use super::mfa_login::LoginOutcome;
+use super::tokens::Authentication;
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
 use crate::ratelimit::RateDecision;
 
 /// The keys a login's failures are counted under.
-struct FailureKeys {
+pub(super) struct FailureKeys {
     /// This account from this client network.
-    network: String,
+    pub(super) network: String,
     /// This account from anywhere: the ceiling against distributed guessing.
     account: String,
 }
 
 impl FailureKeys {
-    fn of(email: &Email, ctx: &RequestContext) -> Self {
+    pub(super) fn of(email: &Email, ctx: &RequestContext) -> Self {
         Self {
             network: format!("login-failures:{email}:{}", ctx.network()),
             account: format!("login-failures:{email}"),
@@ -129,7 +132,8 @@ impl AuthService {
         Ok(user)
     }
 
-    /// Check credentials and start a session.
+    /// Check credentials and start a session, or, for a user with a second factor,
+    /// answer with the login's second step (`refresh_delivery` is kept for it).
     ///
     /// Refused quickly, before any hashing, while the per-IP limit or the failure
     /// back-off of this account (from this network, or from everywhere) says wait; the
@@ -138,8 +142,9 @@ impl AuthService {
         &self,
         email: &str,
         password: String,
+        refresh_delivery: &str,
         ctx: &RequestContext,
-    ) -> Result<IssuedTokens, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let _lane = self.hashing.lane();
         if password.len() > 1024 {
             return Err(InvalidInput::PasswordTooLong.into());
@@ -175,12 +180,17 @@ impl AuthService {
         if let Some(keys) = &keys {
             self.failures.clear(&keys.network).await;
         }
-        self.start_session(&user, ctx, now).await
+        if let Some(pending) = self.second_step(&user, refresh_delivery, now).await? {
+            return Ok(LoginOutcome::MfaRequired(pending));
+        }
+        self.start_session(&user, AuthMethods::Password, ctx, now)
+            .await
+            .map(LoginOutcome::Tokens)
     }
 
     /// Refuse a login while the per-IP limit or the failure back-off says wait, with the
     /// longest of their waits.
-    async fn check_login_limits(
+    pub(super) async fn check_login_limits(
         &self,
         keys: Option<&FailureKeys>,
         ctx: &RequestContext,
@@ -215,7 +225,12 @@ impl AuthService {
 
     /// Count a failed password under both keys; the account's ceiling being reached is
     /// an event of its own.
-    async fn count_failure(&self, keys: &FailureKeys, ctx: &RequestContext, now: Timestamp) {
+    pub(super) async fn count_failure(
+        &self,
+        keys: &FailureKeys,
+        ctx: &RequestContext,
+        now: Timestamp,
+    ) {
         let limits = &self.policy.limits;
         self.failures
             .record(&keys.network, &limits.login_failures, now)
@@ -235,11 +250,12 @@ impl AuthService {
         }
     }
 
-    /// Store a new session for `user` (checked a moment ago), note the device, and issue
-    /// the first pair.
-    async fn start_session(
+    /// Store a new session for `user` (checked a moment ago, with `methods`), note the
+    /// device, and issue the first pair.
+    pub(super) async fn start_session(
         &self,
         user: &User,
+        methods: AuthMethods,
         ctx: &RequestContext,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
@@ -263,6 +279,7 @@ impl AuthService {
             user_agent: ctx.user_agent.clone(),
             device,
             session: session.clone(),
+            auth_methods: methods,
         };
         let (roles, device_last_seen) = match self.store.create_session(&new).await? {
             CreateSessionOutcome::Created {
@@ -292,7 +309,8 @@ impl AuthService {
             event.kind = SecurityEventKind::NewDevice;
             self.record(event).await;
         }
-        self.issue(user.id, &roles, session.id, refresh_token, now)
+        let auth = Authentication { at: now, methods };
+        self.issue(user.id, &roles, session.id, refresh_token, auth, now)
     }
 
     /// Change the caller's password. The session that asks goes on; every other session
@@ -306,6 +324,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let _lane = self.hashing.lane();
         let (user_id, current_session) = super::sessions::caller(claims)?;
+        self.require_recent_login(claims)?;
         if current_password.len() > 1024 {
             return Err(AuthError::InvalidCredentials);
         }

@@ -35,6 +35,9 @@ impl AuthService {
         let refresh_keys = RefreshKeys::from_master_secret(&RefreshKeys::generate_master_secret())
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let throwaway = SigningKey::hs256_from_secret(&RefreshKeys::generate_master_secret())?;
+        // Admin commands never enrol or check a second factor: a throwaway key here too.
+        let mfa_sealer =
+            super::totp::SecretSealer::from_master_secret(&RefreshKeys::generate_master_secret())?;
         let ring = KeyRing::with_active(throwaway, &[])?;
         let validation = Validation::new(
             policy.issuer.clone(),
@@ -50,6 +53,7 @@ impl AuthService {
             key_reload: Mutex::new(None),
             key_generation: AtomicU64::new(0),
             key_revocations_seen: AtomicU64::new(0),
+            mfa_sealer,
             revocations: RevocationCache::default(),
             verified: VerifiedTokenCache::new(policy.verified_token_cache),
             limiter: collaborators.limiter,

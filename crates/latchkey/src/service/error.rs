@@ -47,6 +47,25 @@ pub enum AuthError {
     /// The change would leave the server without an enabled admin.
     #[error("this would leave no enabled admin")]
     LastAdmin,
+    /// A wrong, malformed or replayed second-factor code.
+    #[error("the code is not valid")]
+    MfaCodeInvalid,
+    /// An unknown, used or voided `mfa_token`.
+    #[error("the mfa_token is not valid; log in again")]
+    MfaTokenInvalid,
+    /// An `mfa_token` past its lifetime.
+    #[error("the mfa_token has expired; log in again")]
+    MfaTokenExpired,
+    /// Enrolment while a second factor is on.
+    #[error("a second factor is on already")]
+    MfaAlreadyEnabled,
+    /// A change to a second factor that is not on (or not enrolled).
+    #[error("no second factor is on")]
+    MfaNotEnabled,
+    /// A sensitive change with an access token from a login older than the
+    /// re-authentication window (or from before `auth_time` was issued).
+    #[error("log in again to do this")]
+    ReauthRequired,
     /// Too many requests, or too many failed logins.
     #[error("too many requests")]
     RateLimited {

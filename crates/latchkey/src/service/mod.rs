@@ -7,6 +7,8 @@
 //! - `tokens`: signing and checking access tokens;
 //! - `admin`: users, their sessions and the audit log, for admins;
 //! - `keys`: the signing-key ring;
+//! - `mfa` (with `totp`, its cryptography): the second factor and step-up;
+//! - `mfa_login`: the login's second step;
 //! - this module: the service itself, its start-up and what every use case shares.
 //!
 //! Handlers translate requests into these calls and [`AuthError`]s into responses.
@@ -16,10 +18,13 @@ mod admin;
 mod cli;
 mod error;
 mod keys;
+mod mfa;
+mod mfa_login;
 mod policy;
 mod refresh;
 mod sessions;
 mod tokens;
+mod totp;
 
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
@@ -39,6 +44,8 @@ use tokio::sync::Mutex;
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use error::AuthError;
+pub use mfa::{SecondFactor, TotpEnrollment};
+pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
@@ -125,6 +132,8 @@ pub struct AuthService {
     failures: Arc<dyn FailureStore>,
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
+    /// Seals TOTP secrets for storage.
+    mfa_sealer: totp::SecretSealer,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -152,6 +161,7 @@ impl AuthService {
             .await?;
         let refresh_keys = RefreshKeys::from_master_secret(&master)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let mfa_sealer = totp::SecretSealer::from_master_secret(&master)?;
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
@@ -175,6 +185,7 @@ impl AuthService {
             failures: collaborators.failures,
             fanout: collaborators.fanout,
             hashing: collaborators.hashing,
+            mfa_sealer,
             policy,
         };
         service.sync_revocations().await?;

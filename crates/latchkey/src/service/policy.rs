@@ -34,6 +34,10 @@ pub struct ServicePolicy {
     pub verified_token_cache: usize,
     /// Seals private signing keys at rest, when a master secret is configured.
     pub key_sealer: Option<Arc<KeySealer>>,
+    /// The issuer shown by authenticator apps for TOTP.
+    pub mfa_issuer: String,
+    /// How recent a login must be for sensitive changes (step-up).
+    pub reauth_window: Duration,
 }
 
 impl std::fmt::Debug for ServicePolicy {
@@ -55,6 +59,8 @@ impl std::fmt::Debug for ServicePolicy {
                 "key_sealer",
                 &self.key_sealer.as_ref().map(|_| "<configured>"),
             )
+            .field("mfa_issuer", &self.mfa_issuer)
+            .field("reauth_window", &self.reauth_window)
             .finish()
     }
 }
@@ -106,6 +112,8 @@ impl ServicePolicy {
                 .map(|s| s.expose_secret().as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
             key_sealer: key_sealer.map(Arc::new),
+            mfa_issuer: config.mfa_issuer.clone(),
+            reauth_window: config.reauth_window.0,
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,

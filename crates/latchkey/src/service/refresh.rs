@@ -7,6 +7,7 @@ use latchkey_core::refresh::{RefreshToken, TokenLocator};
 use latchkey_core::rotation::{decide, RefreshRejection, RotationDecision};
 use latchkey_core::store::{RotateOutcome, Rotation};
 
+use super::tokens::Authentication;
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
 
@@ -36,9 +37,14 @@ impl AuthService {
                 token,
                 session,
                 roles,
+                auth_methods,
             }) = state
             else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
+            };
+            let auth = Authentication {
+                at: session.created_at,
+                methods: auth_methods,
             };
             let successor = |generation| {
                 let at = TokenLocator {
@@ -64,7 +70,7 @@ impl AuthService {
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
-                    return self.issue(session.user_id, &roles, session.id, next, now);
+                    return self.issue(session.user_id, &roles, session.id, next, auth, now);
                 }
                 RotationDecision::Rotate {
                     successor_generation,
@@ -85,7 +91,7 @@ impl AuthService {
                     };
                     match self.store.rotate(&rotation).await? {
                         RotateOutcome::Rotated => {
-                            return self.issue(session.user_id, &roles, session.id, next, now)
+                            return self.issue(session.user_id, &roles, session.id, next, auth, now)
                         }
                         RotateOutcome::Conflict => continue,
                     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use latchkey_core::mfa::AuthMethods;
 use latchkey_core::model::{Role, SessionId, UserId};
 use latchkey_core::refresh::RefreshToken;
 use latchkey_core::time::Timestamp;
@@ -14,6 +15,16 @@ use latchkey_verify::{verify_access_token, AccessClaims, TokenError};
 use super::{AuthError, AuthService, IssuedTokens};
 use crate::clock;
 
+/// How and when the user behind a session authenticated: the `amr` and `auth_time` of
+/// its access tokens (kept across refreshes).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Authentication {
+    /// The login's time (the session's creation).
+    pub(super) at: Timestamp,
+    /// The factors used.
+    pub(super) methods: AuthMethods,
+}
+
 impl AuthService {
     pub(super) fn issue(
         &self,
@@ -21,9 +32,10 @@ impl AuthService {
         roles: &[Role],
         session_id: SessionId,
         refresh_token: RefreshToken,
+        auth: Authentication,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
-        let access_token = self.sign_access_token(user_id, roles, session_id, now)?;
+        let access_token = self.sign_access_token(user_id, roles, session_id, auth, now)?;
         Ok(IssuedTokens {
             access_token,
             expires_in: self.policy.access_ttl,
@@ -38,6 +50,7 @@ impl AuthService {
         user_id: UserId,
         roles: &[Role],
         session_id: SessionId,
+        auth: Authentication,
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let mut jti = [0u8; 16];
@@ -54,6 +67,8 @@ impl AuthService {
             exp: iat + i64::try_from(self.policy.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
             nbf: None,
             jti: URL_SAFE_NO_PAD.encode(jti),
+            amr: auth.methods.amr(),
+            auth_time: Some(auth.at.unix_seconds()),
         };
         Ok(self.key_ring().active().sign(&claims)?)
     }

@@ -22,6 +22,7 @@ mod input;
 mod interop;
 mod key_revocation;
 mod keys;
+mod mfa;
 mod passwords;
 mod redis_shared;
 mod replicas;

@@ -30,6 +30,7 @@ fn login(user: &User, at: i64, ip: &str, user_agent: &str) -> NewSession {
         client_ip: Some(ip.to_owned()),
         user_agent: Some(user_agent.to_owned()),
         device: Device::of(Some(user_agent), ip.parse().ok()),
+        auth_methods: Default::default(),
     }
 }
 
