@@ -1,6 +1,6 @@
 //! Security events: what the audit log records.
 
-use crate::model::{SessionId, UserId};
+use crate::ids::{SessionId, UserId};
 use crate::time::Timestamp;
 
 /// The kinds of security event, each with a stable name used in storage and logs.

@@ -3,61 +3,15 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-use uuid::Uuid;
 
-use crate::password::normalise;
+pub use crate::ids::{SessionId, UserId};
+use crate::refresh::RefreshTokenHash;
 use crate::time::Timestamp;
-
-macro_rules! uuid_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            /// A fresh random identifier.
-            pub fn generate() -> Self {
-                Self(Uuid::new_v4())
-            }
-
-            /// The identifier as a UUID.
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(id: Uuid) -> Self {
-                Self(id)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-uuid_id!(
-    /// Identifies a user; the access token's `sub`.
-    UserId
-);
-uuid_id!(
-    /// Identifies a session, that is one refresh-token family; the access token's `sid`.
-    SessionId
-);
 
 /// Why an input value was refused. Each variant has a stable code for API errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +106,22 @@ fn is_invisible(c: char) -> bool {
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// The form of a password that is hashed and verified: Unicode NFKC (compatibility
+/// composition). Borrows when the text is already in that form (all ASCII text is).
+/// Whitespace and case are kept as typed.
+pub fn normalise(raw: &str) -> Cow<'_, str> {
+    if is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(raw)
+    } else {
+        let normalised: String = raw.nfkc().collect();
+        if normalised == raw {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(normalised)
+        }
     }
 }
 
@@ -307,7 +277,7 @@ pub struct RefreshState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRecord {
     /// The keyed hash of the token (never the token).
-    pub hash: crate::refresh::RefreshTokenHash,
+    pub hash: RefreshTokenHash,
     /// The session (family) it belongs to.
     pub session_id: SessionId,
     /// Its place in the family: the login token is 0, each rotation adds one.

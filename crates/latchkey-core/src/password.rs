@@ -7,32 +7,14 @@
 //! keeps and reuses, so a server's memory stays at one buffer per hashing thread instead
 //! of growing with every allocator arena that ever ran a hash.
 
-use std::borrow::Cow;
-
 use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use aws_lc_rs::{constant_time, rand};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
+pub use crate::model::normalise;
 use crate::model::Password;
-
-/// The form of a password that is hashed and verified: Unicode NFKC (compatibility
-/// composition). Borrows when the text is already in that form (all ASCII text is).
-/// Whitespace and case are kept as typed.
-pub fn normalise(raw: &str) -> Cow<'_, str> {
-    if is_nfkc_quick(raw.chars()) == IsNormalized::Yes {
-        Cow::Borrowed(raw)
-    } else {
-        let normalised: String = raw.nfkc().collect();
-        if normalised == raw {
-            Cow::Borrowed(raw)
-        } else {
-            Cow::Owned(normalised)
-        }
-    }
-}
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +197,8 @@ fn verify_phc(password: &[u8], phc: &str, memory: &mut HashMemory) -> Option<boo
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _, SaltString};
 

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use uuid::Uuid;
 
-use crate::model::SessionId;
+use crate::ids::SessionId;
 
 /// Bytes of secret randomness in a refresh token (256 bits).
 pub const REFRESH_TOKEN_SECRET_BYTES: usize = 32;
