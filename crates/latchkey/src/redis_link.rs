@@ -24,8 +24,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::RateSpec;
 use crate::ratelimit::{LocalRateLimiter, RateDecision, RateLimiter};
-use crate::revocation::RevocationFanout;
-use crate::service::AuthService;
+use crate::revocation::{RevocationFanout, RevocationSink};
 
 /// The pub/sub channel revocations are announced on.
 pub const REVOCATION_CHANNEL: &str = "latchkey:revocations";
@@ -212,7 +211,7 @@ impl RedisLink {
     /// missed.
     pub fn spawn_subscriber(
         self: &Arc<Self>,
-        service: Arc<AuthService>,
+        sink: Arc<dyn RevocationSink>,
         key: Arc<FanoutKey>,
     ) -> JoinHandle<()> {
         let link = self.clone();
@@ -225,20 +224,14 @@ impl RedisLink {
                         if pubsub.subscribe(REVOCATION_CHANNEL).await.is_ok() {
                             backoff = Duration::from_millis(100);
                             link.mark(true);
-                            if let Err(e) = service
-                                .revocations()
-                                .sync_from(service.store().as_ref(), clock::now())
-                                .await
-                            {
+                            if let Err(e) = sink.resync().await {
                                 tracing::warn!(error = %e, "resync of revocations after Redis reconnect failed");
                             }
                             let mut messages = pubsub.on_message();
                             while let Some(message) = messages.next().await {
                                 let payload = message.get_payload::<String>().ok();
                                 match payload.as_deref().and_then(|m| accept(&key, m)) {
-                                    Some((revoked, until)) => {
-                                        service.revocations().insert(revoked, until);
-                                    }
+                                    Some((revoked, until)) => sink.heard(revoked, until),
                                     None => rejected.note(),
                                 }
                             }

@@ -20,6 +20,17 @@ pub trait RevocationFanout: Send + Sync {
     async fn announce(&self, revoked: &Revoked, until: Timestamp);
 }
 
+/// Where revocations heard from other replicas go (the service): into this process's
+/// cache, and after each (re)connection a re-read of the store's log, so nothing
+/// announced while disconnected is missed.
+#[async_trait::async_trait]
+pub trait RevocationSink: Send + Sync {
+    /// A revocation another replica announced.
+    fn heard(&self, revoked: Revoked, until: Timestamp);
+    /// Read the store's revocation log up to its end.
+    async fn resync(&self) -> Result<(), String>;
+}
+
 /// Revoked access tokens (by `jti`) and sessions (by `sid`), each with the instant after
 /// which the entry no longer matters.
 #[derive(Debug, Default)]

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::{AuthError, AuthService, RequestContext};
 use crate::clock;
+use crate::revocation::RevocationSink;
 
 /// A session as its owner (or an admin) sees it. Times are RFC 3339.
 #[derive(Debug, Clone, Serialize)]
@@ -272,5 +273,16 @@ impl AuthService {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RevocationSink for AuthService {
+    fn heard(&self, revoked: Revoked, until: Timestamp) {
+        self.revocations.insert(revoked, until);
+    }
+
+    async fn resync(&self) -> Result<(), String> {
+        self.sync_revocations().await.map_err(|e| e.to_string())
     }
 }
