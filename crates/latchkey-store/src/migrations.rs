@@ -51,6 +51,11 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         description: "accounts",
         sql: include_str!("../migrations/sqlite/0004_accounts.sql"),
     },
+    EmbeddedMigration {
+        version: 6,
+        description: "email",
+        sql: include_str!("../migrations/sqlite/0006_email.sql"),
+    },
 ]);
 
 /// The PostgreSQL schema.
@@ -69,6 +74,11 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         version: 3,
         description: "accounts",
         sql: include_str!("../migrations/postgres/0003_accounts.sql"),
+    },
+    EmbeddedMigration {
+        version: 5,
+        description: "email",
+        sql: include_str!("../migrations/postgres/0005_email.sql"),
     },
 ]);
 

@@ -35,6 +35,7 @@ use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
 
 mod accounts;
+mod email;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod email;
 mod keys;
 mod maintenance;
 mod revocations;
@@ -10,6 +11,7 @@ mod users;
 
 pub(crate) use accounts::*;
 pub(crate) use audit::*;
+pub(crate) use email::*;
 pub(crate) use keys::*;
 pub(crate) use maintenance::*;
 pub(crate) use revocations::*;
