@@ -95,6 +95,13 @@ impl From<AuthError> for ApiError {
             AuthError::UserNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
             }
+            AuthError::ResetTokenInvalid => Self::bad_request("reset_token_invalid", e.to_string()),
+            AuthError::VerificationTokenInvalid => {
+                Self::bad_request("verification_token_invalid", e.to_string())
+            }
+            AuthError::EmailNotVerified => {
+                Self::new(StatusCode::FORBIDDEN, "email_not_verified", e.to_string())
+            }
             AuthError::LastAdmin => Self::new(
                 StatusCode::CONFLICT,
                 "last_admin",

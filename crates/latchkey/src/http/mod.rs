@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod auth;
 mod browser;
+mod email;
 mod error;
 mod extract;
 mod forwarded;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(email::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -41,6 +41,15 @@ pub enum AuthError {
     /// No such user.
     #[error("no such user")]
     UserNotFound,
+    /// A password-reset token that is unknown, used or expired.
+    #[error("the reset link is not valid or has expired")]
+    ResetTokenInvalid,
+    /// A verification token that is unknown, used or expired.
+    #[error("the verification link is not valid or has expired")]
+    VerificationTokenInvalid,
+    /// The right password, but the address is not verified yet and must be.
+    #[error("the e-mail address has not been verified")]
+    EmailNotVerified,
     /// The change would leave the server without an enabled admin.
     #[error("this would leave no enabled admin")]
     LastAdmin,

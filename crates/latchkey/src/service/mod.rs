@@ -13,6 +13,7 @@
 
 mod account;
 mod admin;
+mod email;
 mod error;
 mod keys;
 mod policy;
@@ -37,6 +38,7 @@ use tokio::sync::Mutex;
 
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
+pub use email::{EmailPolicy, Notices};
 pub use error::AuthError;
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
@@ -122,6 +124,7 @@ pub struct AuthService {
     failures: Arc<dyn FailureStore>,
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
+    email: email::EmailKit,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -149,6 +152,7 @@ impl AuthService {
             .await?;
         let refresh_keys = RefreshKeys::from_master_secret(&master)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let email = email::EmailKit::new(&master)?;
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
@@ -171,6 +175,7 @@ impl AuthService {
             failures: collaborators.failures,
             fanout: collaborators.fanout,
             hashing: collaborators.hashing,
+            email,
             policy,
         };
         service.sync_revocations().await?;
@@ -278,6 +283,11 @@ impl AuthService {
         purged += self
             .store
             .delete_signing_keys_retired_before(keys_needed_since)
+            .await?;
+        // Settled mail is kept a week for the record.
+        purged += self
+            .store
+            .purge_email(now, now.minus(Duration::from_secs(7 * 86400)))
             .await?;
         Ok(purged)
     }

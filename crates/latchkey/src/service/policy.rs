@@ -29,6 +29,8 @@ pub struct ServicePolicy {
     pub limits: RateLimits,
     /// How many verified access tokens to remember (0: verify every time).
     pub verified_token_cache: usize,
+    /// E-mail: links, token lifetimes, limits, notices.
+    pub email: super::EmailPolicy,
 }
 
 impl std::fmt::Debug for ServicePolicy {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for ServicePolicy {
             )
             .field("limits", &self.limits)
             .field("verified_token_cache", &self.verified_token_cache)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -90,6 +93,7 @@ impl ServicePolicy {
             algorithm: config.algorithm,
             hs256_secret: config.hs256_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
+            email: super::EmailPolicy::from_config(config),
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,

@@ -50,15 +50,23 @@ impl AuthService {
             match decision {
                 RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
                 RotationDecision::ReuseDetected => {
-                    self.revoke_session(
-                        session.id,
-                        Some(session.user_id),
-                        SecurityEventKind::RefreshReuseDetected,
-                        ctx,
-                        now,
-                    )
-                    .await?;
+                    let revoked_now = self
+                        .revoke_session(
+                            session.id,
+                            Some(session.user_id),
+                            SecurityEventKind::RefreshReuseDetected,
+                            ctx,
+                            now,
+                        )
+                        .await?;
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected; session revoked");
+                    // Once per session, however many replays race here.
+                    if revoked_now {
+                        let vars =
+                            serde_json::json!({ "at": now.to_rfc3339(), "ip": ctx.client_ip });
+                        self.notify_user("refresh_reuse", session.user_id, None, vars)
+                            .await;
+                    }
                     return Err(AuthError::RefreshTokenReused);
                 }
                 RotationDecision::ReplaySuccessor => {
