@@ -36,8 +36,13 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
 }
 
 pub fn config_for_url(url: &str, extra: &[&str]) -> Config {
+    // Mail of tests that do not read it goes to a shared scratch directory, not the crate.
+    let mail_dir = std::env::temp_dir().join("latchkey-test-mail");
+    let mail_dir = mail_dir.to_str().unwrap().to_owned();
     let mut args = vec![
         "latchkey",
+        "--mail-dir",
+        &mail_dir,
         "--bind",
         "127.0.0.1:0",
         "--database-url",

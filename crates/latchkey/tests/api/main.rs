@@ -9,11 +9,13 @@
 )]
 
 mod helpers;
+mod mail_sink;
 
 mod accounts;
 mod admin_users;
 mod browser;
 mod brute_force;
+mod email;
 mod faults;
 mod flow;
 mod input;
