@@ -288,6 +288,8 @@ pub struct RefreshState {
     pub session: Session,
     /// The session's user's current roles.
     pub roles: Vec<Role>,
+    /// Whether the user's current e-mail address is verified.
+    pub email_verified: bool,
 }
 
 /// A stored refresh token: only its keyed hash is known to the store.

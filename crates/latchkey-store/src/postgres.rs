@@ -41,7 +41,8 @@ mod email;
 macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, t.spent_at, \
-                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
+                (u.email_verified_at IS NOT NULL) AS email_verified \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id "
     };
@@ -361,6 +362,7 @@ impl SessionStore for PostgresStore {
             token: record,
             session,
             roles: roles_from_db(&get::<String>(&row, "roles")?)?,
+            email_verified: get(&row, "email_verified")?,
         }))
     }
 

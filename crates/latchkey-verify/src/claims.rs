@@ -36,6 +36,10 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
     /// Unique token id, for the denylist.
     pub jti: String,
+    /// Whether the user's e-mail address was verified when the token was issued; absent
+    /// in tokens from servers (or versions) that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 impl AccessClaims {

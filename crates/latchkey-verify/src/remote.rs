@@ -1014,6 +1014,7 @@ mod tests {
             iat: 0,
             exp: 100,
             nbf: None,
+            email_verified: None,
             jti: jti.into(),
         }
     }

@@ -70,7 +70,8 @@ const CACHE_KIB: i64 = 16 * 1024;
 macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, successor.issued_at, \
-                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles \
+                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
+                u.email_verified_at IS NOT NULL \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id \
               LEFT JOIN refresh_tokens successor \
@@ -545,6 +546,7 @@ struct StateColumns {
     latest_generation: i64,
     revoked_at: Option<i64>,
     roles: String,
+    email_verified: bool,
 }
 
 impl StateColumns {
@@ -559,6 +561,7 @@ impl StateColumns {
             latest_generation: row.get(6)?,
             revoked_at: row.get(7)?,
             roles: row.get(8)?,
+            email_verified: row.get(9)?,
         })
     }
 
@@ -580,6 +583,7 @@ impl StateColumns {
             },
             session,
             roles: roles_from_db(&self.roles)?,
+            email_verified: self.email_verified,
         })
     }
 }

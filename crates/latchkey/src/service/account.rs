@@ -302,7 +302,15 @@ impl AuthService {
             self.record(event.clone()).await;
             self.notify_new_device(user, &event).await;
         }
-        self.issue(user.id, &roles, session.id, refresh_token, now)
+        let email_verified = self.email_verified(user.id).await?;
+        self.issue(
+            user.id,
+            &roles,
+            session.id,
+            refresh_token,
+            email_verified,
+            now,
+        )
     }
 
     /// Change the caller's password. The session that asks goes on; every other session

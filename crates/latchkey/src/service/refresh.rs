@@ -36,6 +36,7 @@ impl AuthService {
                 token,
                 session,
                 roles,
+                email_verified,
             }) = state
             else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
@@ -72,7 +73,14 @@ impl AuthService {
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
-                    return self.issue(session.user_id, &roles, session.id, next, now);
+                    return self.issue(
+                        session.user_id,
+                        &roles,
+                        session.id,
+                        next,
+                        email_verified,
+                        now,
+                    );
                 }
                 RotationDecision::Rotate {
                     successor_generation,
@@ -93,7 +101,14 @@ impl AuthService {
                     };
                     match self.store.rotate(&rotation).await? {
                         RotateOutcome::Rotated => {
-                            return self.issue(session.user_id, &roles, session.id, next, now)
+                            return self.issue(
+                                session.user_id,
+                                &roles,
+                                session.id,
+                                next,
+                                email_verified,
+                                now,
+                            )
                         }
                         RotateOutcome::Conflict => continue,
                     }

@@ -21,9 +21,11 @@ impl AuthService {
         roles: &[Role],
         session_id: SessionId,
         refresh_token: RefreshToken,
+        email_verified: bool,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
-        let access_token = self.sign_access_token(user_id, roles, session_id, now)?;
+        let access_token =
+            self.sign_access_token(user_id, roles, session_id, email_verified, now)?;
         Ok(IssuedTokens {
             access_token,
             expires_in: self.policy.access_ttl,
@@ -38,6 +40,7 @@ impl AuthService {
         user_id: UserId,
         roles: &[Role],
         session_id: SessionId,
+        email_verified: bool,
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let mut jti = [0u8; 16];
@@ -54,6 +57,7 @@ impl AuthService {
             exp: iat + i64::try_from(self.policy.access_ttl.as_secs()).unwrap_or(i64::MAX / 2),
             nbf: None,
             jti: URL_SAFE_NO_PAD.encode(jti),
+            email_verified: Some(email_verified),
         };
         Ok(self.key_ring().active().sign(&claims)?)
     }

@@ -71,6 +71,16 @@ async fn confirm_reset(app: &TestApp, token: &str) -> reqwest::Response {
     .await
 }
 
+/// The `email_verified` claim of an access token.
+fn email_verified_claim(access_token: &str) -> Value {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).unwrap();
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<Value>(&payload).unwrap()["email_verified"].clone()
+}
+
 async fn post_auth(app: &TestApp, path: &str, bearer: &str, body: &Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
@@ -135,7 +145,23 @@ async fn resend_sends_a_new_link_that_works() {
     let mails = wait_for(dir.path(), email, "Confirm your e-mail", 2).await;
     let second = mails[1].token("verify");
     assert_ne!(second, mails[0].token("verify"));
+    assert_eq!(email_verified_claim(&tokens.access), json!(false));
     assert_eq!(verify(&app, &second).await.status(), StatusCode::NO_CONTENT);
+    // Tokens issued from now on say so, at login and at refresh.
+    let refreshed: Value = app
+        .refresh_body(&tokens.refresh)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        email_verified_claim(refreshed["access_token"].as_str().unwrap()),
+        json!(true)
+    );
+    assert_eq!(
+        email_verified_claim(&app.login_body(email).await.access),
+        json!(true)
+    );
     let unauthenticated = app.post_json("/auth/verify-email/resend", &json!({})).await;
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     sink.stop().await;
