@@ -241,6 +241,18 @@ impl EmailStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<QueuedMail>, StoreError> {
+        // The worker polls: look on a reader first, so an empty outbox costs no write lock.
+        let due: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM mail_outbox WHERE sent_at IS NULL \
+             AND failed_at IS NULL AND next_attempt_at <= ?)",
+        )
+        .bind(now.unix_millis())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_error)?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin_immediate().await?;
         let rows = sqlx::query(
             "UPDATE mail_outbox SET next_attempt_at = ?1 WHERE id IN (\

@@ -229,6 +229,11 @@ impl AuthService {
         }
     }
 
+    /// Mails given up after their retries, newest first: `(id, kind, last error)`.
+    pub async fn failed_mail(&self, limit: u32) -> Result<Vec<(i64, String, String)>, AuthError> {
+        Ok(self.store.failed_mail(limit).await?)
+    }
+
     /// Whether `user`'s current address is verified.
     pub(super) async fn email_verified(&self, user: UserId) -> Result<bool, AuthError> {
         Ok(self.store.email_verified_at(user).await?.is_some())

@@ -387,6 +387,29 @@ async fn requests_succeed_while_smtp_is_down_and_mail_goes_out_when_it_is_back()
 }
 
 #[tokio::test]
+async fn mail_that_cannot_be_sent_after_its_retries_is_recorded_as_failed() {
+    // Nothing listens on the port: every attempt fails (no SMTP server needed).
+    let port = mail_sink::free_port();
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let app = app_with_smtp(&smtp, &["--mail-max-attempts", "2"]).await;
+    assert_eq!(
+        app.register("lost@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    let mut failed = Vec::new();
+    for _ in 0..200 {
+        failed = app.service.failed_mail(10).await.unwrap();
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].1, "verify_email");
+    assert!(!failed[0].2.is_empty());
+}
+
+#[tokio::test]
 async fn with_no_mail_settings_mail_lands_as_eml_files_in_latchkey_mail() {
     let work = tempfile::tempdir().unwrap();
     let port = mail_sink::free_port();
