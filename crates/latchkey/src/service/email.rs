@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
+use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::email::{
     token_usable, EmailKeys, EmailToken, EmailTokenPurpose, StoredEmailToken,
 };
@@ -19,23 +19,10 @@ use latchkey_verify::AccessClaims;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::{AuthError, AuthService, RequestContext};
+use super::{AuthError, AuthService, Notices, RequestContext};
 use crate::clock;
 use crate::config::{Config, RateSpec};
 use crate::mail::Payload;
-
-/// Which security notices are mailed.
-#[derive(Debug, Clone, Copy)]
-pub struct Notices {
-    /// "Your password was changed."
-    pub password_changed: bool,
-    /// "New sign-in from <device>."
-    pub new_device: bool,
-    /// "Suspicious refresh detected; the session was ended."
-    pub reuse: bool,
-    /// "Two-factor sign-in was turned off."
-    pub mfa_disabled: bool,
-}
 
 /// The e-mail rules, from the config.
 #[derive(Debug, Clone)]
@@ -97,6 +84,11 @@ impl EmailKit {
             wake: Arc::new(Notify::new()),
         })
     }
+
+    /// Tell the worker there is new mail in the outbox.
+    pub(super) fn mail_queued(&self) {
+        self.wake.notify_one();
+    }
 }
 
 impl AuthService {
@@ -111,7 +103,13 @@ impl AuthService {
     }
 
     /// A sealed outbox entry for mail `kind` to `to`.
-    fn outbox_mail(&self, kind: &str, to: &Email, mut vars: Value, now: Timestamp) -> OutboxMail {
+    pub(super) fn outbox_mail(
+        &self,
+        kind: &str,
+        to: &Email,
+        mut vars: Value,
+        now: Timestamp,
+    ) -> OutboxMail {
         if let Value::Object(map) = &mut vars {
             map.entry("email").or_insert_with(|| json!(to.as_str()));
             map.insert("public_url".into(), json!(self.policy.email.link_base));
@@ -163,72 +161,6 @@ impl AuthService {
         (token, stored)
     }
 
-    /// Queue a notice that goes with no other change. A failure is logged, never
-    /// returned: a notice must not make the action it tells of fail.
-    pub(super) async fn notify(&self, kind: &str, to: &Email, vars: Value) {
-        let mail = self.outbox_mail(kind, to, vars, clock::now());
-        match self.store.enqueue_mail(&mail).await {
-            Ok(()) => self.email.wake.notify_one(),
-            Err(e) => tracing::error!(kind, error = %e, "mail: could not queue a notice"),
-        }
-    }
-
-    /// Queue the notice of `kind` to `user` (at `known`, or the stored address) if that
-    /// notice is switched on.
-    pub(super) async fn notify_user(
-        &self,
-        kind: &str,
-        user: UserId,
-        known: Option<&Email>,
-        vars: Value,
-    ) {
-        let notices = self.policy.email.notices;
-        let on = match kind {
-            "password_changed" => notices.password_changed,
-            "new_device" => notices.new_device,
-            "refresh_reuse" => notices.reuse,
-            "mfa_disabled" => notices.mfa_disabled,
-            _ => true,
-        };
-        if !on {
-            return;
-        }
-        if let Some(email) = known {
-            return self.notify(kind, email, vars).await;
-        }
-        match self.store.user_by_id(user).await {
-            Ok(Some(user)) => self.notify(kind, &user.email, vars).await,
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(kind, error = %e, "mail: could not read the user for a notice")
-            }
-        }
-    }
-
-    /// Tell `user` of a sign-in from a new device, unless it is their first sign-in ever
-    /// (every device is new then).
-    pub(super) async fn notify_new_device(&self, user: &User, event: &SecurityEvent) {
-        if !self.policy.email.notices.new_device {
-            return;
-        }
-        let earlier = match self.store.recent_events(Some(user.id), 100).await {
-            Ok(events) => events.iter().any(|e| {
-                e.kind == SecurityEventKind::LoginSucceeded && e.session_id != event.session_id
-            }),
-            Err(e) => {
-                tracing::error!(error = %e, "mail: could not read events for a notice");
-                return;
-            }
-        };
-        if earlier {
-            let vars = json!({
-                "device": event.detail, "ip": event.client_ip, "at": event.at.to_rfc3339(),
-            });
-            self.notify_user("new_device", user.id, Some(&user.email), vars)
-                .await;
-        }
-    }
-
     /// Mails given up after their retries, newest first: `(id, kind, last error)`.
     pub async fn failed_mail(&self, limit: u32) -> Result<Vec<(i64, String, String)>, AuthError> {
         Ok(self.store.failed_mail(limit).await?)
@@ -252,7 +184,7 @@ impl AuthService {
                 mail,
             })
             .await?;
-        self.email.wake.notify_one();
+        self.email.mail_queued();
         Ok(())
     }
 
@@ -288,7 +220,7 @@ impl AuthService {
             token: stored,
         };
         if self.store.request_password_reset(&request).await?.is_some() {
-            self.email.wake.notify_one();
+            self.email.mail_queued();
         }
         Ok(())
     }
@@ -352,7 +284,7 @@ impl AuthService {
         match self.store.use_email_token(&use_).await? {
             EmailTokenOutcome::Applied { revoked } => {
                 self.revoked_in_store(&revoked, &revocation).await;
-                self.email.wake.notify_one();
+                self.email.mail_queued();
                 let mut event = self.event(SecurityEventKind::PasswordChanged, ctx, now);
                 event.user_id = Some(stored.user_id);
                 event.detail = Some(format!(

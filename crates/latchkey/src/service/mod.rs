@@ -16,6 +16,7 @@ mod admin;
 mod email;
 mod error;
 mod keys;
+mod notices;
 mod policy;
 mod refresh;
 mod sessions;
@@ -38,8 +39,9 @@ use tokio::sync::Mutex;
 
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
-pub use email::{EmailPolicy, Notices};
+pub use email::EmailPolicy;
 pub use error::AuthError;
+pub use notices::Notices;
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 

@@ -16,6 +16,7 @@ mod admin_users;
 mod browser;
 mod brute_force;
 mod email;
+mod email_delivery;
 mod faults;
 mod flow;
 mod input;
