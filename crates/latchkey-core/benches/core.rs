@@ -36,6 +36,7 @@ fn claims() -> AccessClaims {
         iat: NOW,
         exp: NOW + 900,
         nbf: None,
+        email_verified: None,
         jti: "Qk1tZXJnZWRqdGlzYW1wbGU".into(),
         amr: Vec::new(),
         auth_time: None,

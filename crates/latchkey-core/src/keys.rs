@@ -362,6 +362,7 @@ mod tests {
             iat: NOW,
             exp: NOW + 900,
             nbf: None,
+            email_verified: None,
             jti: "jti-1".into(),
             amr: Vec::new(),
             auth_time: None,

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod device;
+pub mod email;
 pub mod ids;
 pub mod keys;
 pub mod lockout;

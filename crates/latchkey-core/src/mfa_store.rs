@@ -164,6 +164,16 @@ pub trait MfaStore: Send + Sync {
         now: Timestamp,
         event: &SecurityEvent,
     ) -> Result<MfaCompletion, StoreError>;
+    /// Spend `proof` (a TOTP step or a recovery code) of the user's active factor on its
+    /// own, for a change that happens elsewhere (a password reset by e-mail), recording
+    /// `event` if given. [`MfaCompletion::Gone`] if the factor is not active.
+    async fn spend_mfa_proof(
+        &self,
+        user: UserId,
+        proof: &MfaProof,
+        now: Timestamp,
+        event: Option<&SecurityEvent>,
+    ) -> Result<MfaCompletion, StoreError>;
     /// Store the second step of a login (and forget expired ones).
     async fn insert_mfa_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
     /// The login step whose token has this hash.

@@ -271,6 +271,8 @@ pub struct RefreshState {
     pub roles: Vec<Role>,
     /// How the session's user proved who they are at login (for `amr`).
     pub auth_methods: crate::mfa::AuthMethods,
+    /// Whether the user's current e-mail address is verified.
+    pub email_verified: bool,
 }
 
 /// A stored refresh token: only its keyed hash is known to the store.

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::audit::SecurityEvent;
 use crate::device::Device;
+use crate::email::{EmailTokenHash, EmailTokenPurpose, StoredEmailToken};
 use crate::mfa::AuthMethods;
 use crate::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use crate::refresh::{RefreshTokenHash, RefreshTokenLookup};
@@ -390,11 +391,191 @@ pub use crate::mfa_store::{
 
 /// Everything a Latchkey server needs from its store.
 pub trait Store:
-    UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance + MfaStore
+    UserStore
+    + SessionStore
+    + RevocationStore
+    + KeyStore
+    + AuditLog
+    + Maintenance
+    + MfaStore
+    + EmailStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + SessionStore + RevocationStore + KeyStore + AuditLog + Maintenance + MfaStore
+    T: UserStore
+        + SessionStore
+        + RevocationStore
+        + KeyStore
+        + AuditLog
+        + Maintenance
+        + MfaStore
+        + EmailStore
 {
+}
+
+/// Mail to be sent: written to the outbox, in the same transaction as the change it
+/// tells of where there is one, and sent later by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMail {
+    /// Which mail (a template name), kept in clear for the record.
+    pub kind: String,
+    /// Recipient, subject data and links, sealed ([`crate::email::EmailKeys::seal`]).
+    pub payload: Vec<u8>,
+    /// When it was queued.
+    pub created_at: Timestamp,
+}
+
+/// A queued mail claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// Its id in the outbox.
+    pub id: i64,
+    /// Which mail.
+    pub kind: String,
+    /// The sealed payload.
+    pub payload: Vec<u8>,
+    /// Attempts so far, this one not counted.
+    pub attempts: u32,
+}
+
+/// How an attempt to send a queued mail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailAttempt {
+    /// Delivered to the mail server; the payload is dropped.
+    Sent,
+    /// Failed; try again at `at`.
+    Retry {
+        /// When.
+        at: Timestamp,
+        /// Why it failed (no secrets).
+        error: String,
+    },
+    /// Failed for the last time; recorded as failed, the payload dropped.
+    GiveUp {
+        /// Why it failed (no secrets).
+        error: String,
+    },
+}
+
+/// A new e-mail token with the mail that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmailToken {
+    /// The token as stored (`used_at` empty).
+    pub token: StoredEmailToken,
+    /// The mail with its link.
+    pub mail: OutboxMail,
+}
+
+/// A password-reset request for an address that may or may not have an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordResetRequest {
+    /// The address asked for.
+    pub email: Email,
+    /// The token to store if the address has an enabled account (its `user_id` is
+    /// replaced by the account's).
+    pub token: StoredEmailToken,
+    /// Its mail, queued with it.
+    pub mail: OutboxMail,
+}
+
+/// What using an e-mail token does besides spending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTokenEffect {
+    /// Set the password, revoke every session (the address counts as verified too).
+    ResetPassword {
+        /// The new hash.
+        new_hash: String,
+        /// The revocation of all sessions.
+        revocation: SessionRevocation,
+    },
+    /// Mark the account's address verified (if it is still the token's address).
+    VerifyAddress,
+    /// Move the account to the token's address, verified.
+    ChangeAddress,
+}
+
+/// The use of an e-mail token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailTokenUse {
+    /// The token presented.
+    pub hash: EmailTokenHash,
+    /// What it must be for.
+    pub purpose: EmailTokenPurpose,
+    /// The user the decision was made for (the token's, read a moment ago).
+    pub user_id: UserId,
+    /// Now: the token must be unexpired and unused at this instant.
+    pub now: Timestamp,
+    /// What it does.
+    pub effect: EmailTokenEffect,
+    /// A notice queued with the change.
+    pub notice: Option<OutboxMail>,
+}
+
+/// How the use of an e-mail token ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTokenOutcome {
+    /// Spent, with every other unused token of the user for that purpose; the effect
+    /// applied; these sessions revoked.
+    Applied {
+        /// The sessions revoked.
+        revoked: Vec<SessionId>,
+    },
+    /// Nothing changed: unknown, used, expired, for another purpose or user, or the
+    /// address no longer fits.
+    Invalid,
+    /// Nothing changed: the new address belongs to another account by now.
+    EmailTaken,
+}
+
+/// E-mail tokens, verified addresses and the outbox of mail to send.
+#[async_trait]
+pub trait EmailStore: Send + Sync {
+    /// Store a token and queue its mail, in one transaction.
+    async fn issue_email_token(&self, new: &NewEmailToken) -> Result<(), StoreError>;
+    /// Look the address up and, if it has an enabled account, store the token and queue
+    /// the mail, in one transaction. Otherwise write an already settled outbox row
+    /// without payload, so both answers cost the same store work. Returns the account, if any.
+    async fn request_password_reset(
+        &self,
+        request: &PasswordResetRequest,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// The token stored under this hash, used or not.
+    async fn email_token(
+        &self,
+        hash: &EmailTokenHash,
+    ) -> Result<Option<StoredEmailToken>, StoreError>;
+    /// Spend a token as one compare-and-set, void the user's other tokens for the same
+    /// purpose, apply its effect and queue the notice, all in one transaction.
+    async fn use_email_token(&self, use_: &EmailTokenUse) -> Result<EmailTokenOutcome, StoreError>;
+    /// When the user's current address was verified, if it was (`None` also for an
+    /// unknown user).
+    async fn email_verified_at(&self, user: UserId) -> Result<Option<Timestamp>, StoreError>;
+    /// Queue a mail that goes with no other change.
+    async fn enqueue_mail(&self, mail: &OutboxMail) -> Result<(), StoreError>;
+    /// Claim up to `limit` queued mails due at `now`: each is leased until `lease_until`
+    /// (not handed out again before then), so replicas sharing the store do not send the
+    /// same mail at once.
+    async fn claim_mail(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError>;
+    /// Record how an attempt to send a claimed mail ended.
+    async fn settle_mail(
+        &self,
+        id: i64,
+        attempt: &MailAttempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Mails that were given up, newest first (for operators and tests).
+    async fn failed_mail(&self, limit: u32) -> Result<Vec<(i64, String, String)>, StoreError>;
+    /// Delete expired tokens and outbox rows settled before `settled_before`. Returns
+    /// how many rows went.
+    async fn purge_email(
+        &self,
+        now: Timestamp,
+        settled_before: Timestamp,
+    ) -> Result<u64, StoreError>;
 }

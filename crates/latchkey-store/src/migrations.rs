@@ -61,6 +61,11 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         description: "key revocation",
         sql: include_str!("../migrations/sqlite/0006_key_revocation.sql"),
     },
+    EmbeddedMigration {
+        version: 7,
+        description: "email",
+        sql: include_str!("../migrations/sqlite/0007_email.sql"),
+    },
 ]);
 
 /// The PostgreSQL schema.
@@ -89,6 +94,11 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         version: 5,
         description: "key revocation",
         sql: include_str!("../migrations/postgres/0005_key_revocation.sql"),
+    },
+    EmbeddedMigration {
+        version: 6,
+        description: "email",
+        sql: include_str!("../migrations/postgres/0006_email.sql"),
     },
 ]);
 

@@ -36,6 +36,7 @@ use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
 
 mod accounts;
+mod email;
 mod mfa;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
@@ -43,7 +44,8 @@ macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, t.spent_at, \
                 s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
-                s.auth_methods \
+                s.auth_methods, \
+                (u.email_verified_at IS NOT NULL) AS email_verified \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id "
     };
@@ -366,6 +368,7 @@ impl SessionStore for PostgresStore {
             auth_methods: AuthMethods::from_db(
                 get::<Option<String>>(&row, "auth_methods")?.as_deref(),
             ),
+            email_verified: get(&row, "email_verified")?,
         }))
     }
 

@@ -16,6 +16,7 @@
 //! caller gets its outcome only after the commit, so durability is unchanged.
 
 mod accounts;
+mod email;
 mod mfa;
 mod refresh_lane;
 

@@ -43,6 +43,10 @@ pub struct AccessClaims {
     /// When the user authenticated (logged in), Unix seconds; kept across refreshes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// Whether the user's e-mail address was verified when the token was issued; absent
+    /// in tokens from servers (or versions) that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 impl AccessClaims {

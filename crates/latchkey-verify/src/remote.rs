@@ -1023,6 +1023,7 @@ mod tests {
             iat: 0,
             exp: 100,
             nbf: None,
+            email_verified: None,
             jti: jti.into(),
             amr: Vec::new(),
             auth_time: None,

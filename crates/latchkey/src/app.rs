@@ -72,6 +72,9 @@ pub enum StartError {
         /// What is wrong (never the secret).
         reason: String,
     },
+    /// Mail delivery could not be set up.
+    #[error("mail: {0}")]
+    Mail(#[from] crate::mail::MailSetupError),
     /// Argon2 parameters.
     #[error("password hasher: {0}")]
     Hasher(#[from] latchkey_core::password::PasswordError),
@@ -346,7 +349,14 @@ impl Application {
             web: Arc::new(WebSettings::from_config(&config)),
             redis: redis.as_ref().map(|(link, _)| link.clone()),
         };
+        let outbox = crate::mail::Outbox::new(
+            &config.mail,
+            service.store().clone(),
+            service.email_keys(),
+            service.mail_wake(),
+        )?;
         let mut tasks = spawn_background_tasks(service.clone(), &config);
+        tasks.push(tokio::spawn(outbox.run()));
         if let Some((link, key)) = redis {
             tasks.push(link.spawn_subscriber(service, key));
         }

@@ -290,6 +290,10 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_REAUTH_WINDOW", default_value = "10m")]
     pub reauth_window: HumanDuration,
 
+    /// E-mail delivery, links and notices.
+    #[command(flatten)]
+    pub mail: crate::mail::MailConfig,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -513,6 +517,7 @@ impl Config {
                 "free failures must be at least 1, and the account ceiling at least as many",
             );
         }
+        self.mail.validate()?;
         if self.hash_queue == 0 {
             return fail("LATCHKEY_HASH_QUEUE", "must be at least 1");
         }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod hashing;
 pub mod http;
 pub mod login_failures;
+pub mod mail;
 pub mod ratelimit;
 pub mod redis_link;
 pub mod revocation;

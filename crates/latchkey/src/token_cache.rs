@@ -127,6 +127,7 @@ mod tests {
             iat: 0,
             exp,
             nbf: None,
+            email_verified: None,
             jti: "j".into(),
             amr: Vec::new(),
             auth_time: None,

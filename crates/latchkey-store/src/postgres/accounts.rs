@@ -261,7 +261,7 @@ async fn another_admin(conn: &mut PgConnection, id: UserId) -> Result<bool, Stor
 
 /// Revoke every unrevoked session of `user` but `except`, each with its revocation log
 /// entry and event, inside the caller's transaction.
-async fn revoke_sessions_of(
+pub(super) async fn revoke_sessions_of(
     conn: &mut PgConnection,
     user: UserId,
     except: Option<SessionId>,

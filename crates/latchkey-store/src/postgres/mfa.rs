@@ -247,6 +247,38 @@ impl MfaStore for PostgresStore {
         Ok(MfaCompletion::Completed)
     }
 
+    async fn spend_mfa_proof(
+        &self,
+        user: UserId,
+        proof: &MfaProof,
+        now: Timestamp,
+        event: Option<&SecurityEvent>,
+    ) -> Result<MfaCompletion, StoreError> {
+        let user = user.as_uuid();
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // The row's lock orders this against a concurrent proof or change.
+        let confirmed: Option<bool> = sqlx::query_scalar(
+            "SELECT confirmed_at IS NOT NULL FROM user_totp WHERE user_id = $1 FOR UPDATE",
+        )
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        if confirmed != Some(true) {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(MfaCompletion::Gone);
+        }
+        if !spend_proof(&mut tx, user, proof, now).await? {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(MfaCompletion::ProofRefused);
+        }
+        if let Some(event) = event {
+            insert_event(&mut *tx, event).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(MfaCompletion::Completed)
+    }
+
     async fn insert_mfa_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1")

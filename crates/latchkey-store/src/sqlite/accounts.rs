@@ -238,7 +238,7 @@ async fn another_admin(conn: &mut SqliteConnection, id: UserId) -> Result<bool, 
 
 /// Revoke every unrevoked session of `user` but `except`, each with its revocation log
 /// entry and event, inside the caller's transaction.
-async fn revoke_sessions_of(
+pub(super) async fn revoke_sessions_of(
     tx: &mut Transaction<'static, Sqlite>,
     user: UserId,
     except: Option<SessionId>,

@@ -243,6 +243,30 @@ impl MfaStore for SqliteStore {
         Ok(MfaCompletion::Completed)
     }
 
+    async fn spend_mfa_proof(
+        &self,
+        user: UserId,
+        proof: &MfaProof,
+        now: Timestamp,
+        event: Option<&SecurityEvent>,
+    ) -> Result<MfaCompletion, StoreError> {
+        let user = user.to_string();
+        let mut tx = self.begin_immediate().await?;
+        if !totp_active(&mut tx, &user).await? {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(MfaCompletion::Gone);
+        }
+        if !spend_proof(&mut tx, &user, proof, now).await? {
+            tx.rollback().await.map_err(map_error)?;
+            return Ok(MfaCompletion::ProofRefused);
+        }
+        if let Some(event) = event {
+            insert_event(&mut *tx, event).await?;
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(MfaCompletion::Completed)
+    }
+
     async fn insert_mfa_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
         let mut tx = self.begin_immediate().await?;
         sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < ?")

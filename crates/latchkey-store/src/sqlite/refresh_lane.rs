@@ -72,7 +72,8 @@ macro_rules! select_state {
     () => {
         "SELECT t.generation, t.issued_at, successor.issued_at, \
                 s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
-                s.auth_methods \
+                s.auth_methods, \
+                u.email_verified_at IS NOT NULL \
          FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
               JOIN users u ON u.id = s.user_id \
               LEFT JOIN refresh_tokens successor \
@@ -548,6 +549,7 @@ struct StateColumns {
     revoked_at: Option<i64>,
     roles: String,
     auth_methods: Option<String>,
+    email_verified: bool,
 }
 
 impl StateColumns {
@@ -563,6 +565,7 @@ impl StateColumns {
             revoked_at: row.get(7)?,
             roles: row.get(8)?,
             auth_methods: row.get(9)?,
+            email_verified: row.get(10)?,
         })
     }
 
@@ -585,6 +588,7 @@ impl StateColumns {
             session,
             roles: roles_from_db(&self.roles)?,
             auth_methods: AuthMethods::from_db(self.auth_methods.as_deref()),
+            email_verified: self.email_verified,
         })
     }
 }

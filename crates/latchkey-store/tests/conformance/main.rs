@@ -61,6 +61,7 @@ conformance! {
     a_login_challenge_is_single_use_and_voided_by_failures,
     turning_mfa_off_spends_the_proof_and_clears_everything,
     a_session_keeps_its_auth_methods,
+    a_proof_is_spent_on_its_own_once,
     // accounts
     create_session_notes_the_device,
     create_session_refuses_a_changed_user,
@@ -103,4 +104,11 @@ conformance! {
     purge_expired_removes_expired_entries_and_old_sessions,
     ping_answers_and_closed_store_is_unavailable,
     data_survives_reopening,
+    // e-mail
+    password_reset_request_writes_a_token_only_for_a_known_address,
+    a_reset_token_works_once_and_voids_the_others,
+    expired_or_foreign_tokens_change_nothing,
+    concurrent_token_uses_have_one_winner,
+    verification_and_change_of_address_apply_only_while_they_fit,
+    the_outbox_leases_retries_records_failures_and_survives_reopening,
 }

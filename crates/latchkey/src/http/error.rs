@@ -109,6 +109,13 @@ impl From<AuthError> for ApiError {
             AuthError::UserNotFound => {
                 Self::new(StatusCode::NOT_FOUND, "user_not_found", "no such user")
             }
+            AuthError::ResetTokenInvalid => Self::bad_request("reset_token_invalid", e.to_string()),
+            AuthError::VerificationTokenInvalid => {
+                Self::bad_request("verification_token_invalid", e.to_string())
+            }
+            AuthError::EmailNotVerified => {
+                Self::new(StatusCode::FORBIDDEN, "email_not_verified", e.to_string())
+            }
             AuthError::LastAdmin => Self::new(
                 StatusCode::CONFLICT,
                 "last_admin",
@@ -143,6 +150,10 @@ impl From<AuthError> for ApiError {
                 StatusCode::CONFLICT,
                 "mfa_already_enabled",
                 "a second factor is on already",
+            ),
+            AuthError::MfaCodeMissing => Self::bad_request(
+                "mfa_code_missing",
+                "this account has a second factor: send its code as \"mfa_code\"",
             ),
             AuthError::MfaNotEnabled => {
                 Self::bad_request("mfa_not_enabled", "no second factor is on")

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod auth;
 mod browser;
+mod email;
 mod error;
 mod extract;
 mod forwarded;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(account::router())
         .merge(admin::router())
         .merge(mfa::router())
+        .merge(email::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

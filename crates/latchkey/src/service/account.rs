@@ -93,8 +93,15 @@ impl AuthService {
             self.policy.limits.register_per_ip,
         )
         .await?;
-        self.create_user(email, password, vec![Role::user()], ctx)
-            .await
+        let user = self
+            .create_user(email, password, vec![Role::user()], ctx)
+            .await?;
+        // The account exists; a verification mail that could not be queued can be asked
+        // for again (`/auth/verify-email/resend`).
+        if let Err(e) = self.send_verification(&user).await {
+            tracing::error!(error = %e, "mail: could not queue the verification mail");
+        }
+        Ok(user)
     }
 
     /// Create an account with the given roles (for the CLI and admins).
@@ -179,6 +186,9 @@ impl AuthService {
         }
         if let Some(keys) = &keys {
             self.failures.clear(&keys.network).await;
+        }
+        if self.policy.email.require_verified && !self.email_verified(user.id).await? {
+            return Err(AuthError::EmailNotVerified);
         }
         if let Some(pending) = self.second_step(&user, refresh_delivery, now).await? {
             return Ok(LoginOutcome::MfaRequired(pending));
@@ -307,10 +317,20 @@ impl AuthService {
         self.record(event.clone()).await;
         if is_new_device(device_last_seen, now) {
             event.kind = SecurityEventKind::NewDevice;
-            self.record(event).await;
+            self.record(event.clone()).await;
+            self.notify_new_device(user, &event).await;
         }
         let auth = Authentication { at: now, methods };
-        self.issue(user.id, &roles, session.id, refresh_token, auth, now)
+        let email_verified = self.email_verified(user.id).await?;
+        self.issue(
+            user.id,
+            &roles,
+            session.id,
+            refresh_token,
+            auth,
+            email_verified,
+            now,
+        )
     }
 
     /// Change the caller's password. The session that asks goes on; every other session
@@ -373,6 +393,15 @@ impl AuthService {
                 event.session_id = current_session;
                 event.detail = Some(format!("other_sessions_revoked={}", revoked.len()));
                 self.record(event).await;
+                let device = ctx
+                    .user_agent
+                    .as_deref()
+                    .map(|ua| Device::of(Some(ua), None).name);
+                let vars = serde_json::json!({
+                    "at": now.to_rfc3339(), "ip": ctx.client_ip, "device": device,
+                });
+                self.notify_user("password_changed", user.id, Some(&user.email), vars)
+                    .await;
                 Ok(())
             }
             // Changed by another request meanwhile: the current password is no longer it.

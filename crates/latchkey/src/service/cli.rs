@@ -38,6 +38,8 @@ impl AuthService {
         // Admin commands never enrol or check a second factor: a throwaway key here too.
         let mfa_sealer =
             super::totp::SecretSealer::from_master_secret(&RefreshKeys::generate_master_secret())?;
+        // Nor do they send mail.
+        let email = super::email::EmailKit::new(&RefreshKeys::generate_master_secret())?;
         let ring = KeyRing::with_active(throwaway, &[])?;
         let validation = Validation::new(
             policy.issuer.clone(),
@@ -54,6 +56,7 @@ impl AuthService {
             key_generation: AtomicU64::new(0),
             key_revocations_seen: AtomicU64::new(0),
             mfa_sealer,
+            email,
             revocations: RevocationCache::default(),
             verified: VerifiedTokenCache::new(policy.verified_token_cache),
             limiter: collaborators.limiter,

@@ -44,6 +44,15 @@ pub enum AuthError {
     /// No such signing key that can be revoked.
     #[error("no such signing key")]
     KeyNotFound,
+    /// A password-reset token that is unknown, used or expired.
+    #[error("the reset link is not valid or has expired")]
+    ResetTokenInvalid,
+    /// A verification token that is unknown, used or expired.
+    #[error("the verification link is not valid or has expired")]
+    VerificationTokenInvalid,
+    /// The right password, but the address is not verified yet and must be.
+    #[error("the e-mail address has not been verified")]
+    EmailNotVerified,
     /// The change would leave the server without an enabled admin.
     #[error("this would leave no enabled admin")]
     LastAdmin,
@@ -62,6 +71,9 @@ pub enum AuthError {
     /// A change to a second factor that is not on (or not enrolled).
     #[error("no second factor is on")]
     MfaNotEnabled,
+    /// A second factor is on and the request carries no code.
+    #[error("a second-factor code is required")]
+    MfaCodeMissing,
     /// A sensitive change with an access token from a login older than the
     /// re-authentication window (or from before `auth_time` was issued).
     #[error("log in again to do this")]

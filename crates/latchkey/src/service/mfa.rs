@@ -149,7 +149,10 @@ impl AuthService {
             .store
             .delete_totp(user.id, Some(&proof), now, &event)
             .await?;
-        self.settle(&user, &proof, outcome, ctx, now).await
+        self.settle(&user, &proof, outcome, ctx, now).await?;
+        self.notify_mfa_disabled(user.id, ctx.client_ip.as_deref())
+            .await;
+        Ok(())
     }
 
     /// An admin resets a user's second factor (pending or active).

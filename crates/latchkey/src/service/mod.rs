@@ -16,10 +16,12 @@
 mod account;
 mod admin;
 mod cli;
+mod email;
 mod error;
 mod keys;
 mod mfa;
 mod mfa_login;
+mod notices;
 mod policy;
 mod refresh;
 mod sessions;
@@ -43,9 +45,11 @@ use tokio::sync::Mutex;
 
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
+pub use email::EmailPolicy;
 pub use error::AuthError;
 pub use mfa::{SecondFactor, TotpEnrollment};
 pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
+pub use notices::Notices;
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
@@ -134,6 +138,7 @@ pub struct AuthService {
     hashing: HashPool,
     /// Seals TOTP secrets for storage.
     mfa_sealer: totp::SecretSealer,
+    email: email::EmailKit,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -162,6 +167,7 @@ impl AuthService {
         let refresh_keys = RefreshKeys::from_master_secret(&master)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let mfa_sealer = totp::SecretSealer::from_master_secret(&master)?;
+        let email = email::EmailKit::new(&master)?;
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
@@ -186,6 +192,7 @@ impl AuthService {
             fanout: collaborators.fanout,
             hashing: collaborators.hashing,
             mfa_sealer,
+            email,
             policy,
         };
         service.sync_revocations().await?;
@@ -293,6 +300,11 @@ impl AuthService {
         purged += self
             .store
             .delete_signing_keys_retired_before(keys_needed_since)
+            .await?;
+        // Settled mail is kept a week for the record.
+        purged += self
+            .store
+            .purge_email(now, now.minus(Duration::from_secs(7 * 86400)))
             .await?;
         Ok(purged)
     }

@@ -38,6 +38,8 @@ pub struct ServicePolicy {
     pub mfa_issuer: String,
     /// How recent a login must be for sensitive changes (step-up).
     pub reauth_window: Duration,
+    /// E-mail: links, token lifetimes, limits, notices.
+    pub email: super::EmailPolicy,
 }
 
 impl std::fmt::Debug for ServicePolicy {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for ServicePolicy {
             )
             .field("mfa_issuer", &self.mfa_issuer)
             .field("reauth_window", &self.reauth_window)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -114,6 +117,7 @@ impl ServicePolicy {
             key_sealer: key_sealer.map(Arc::new),
             mfa_issuer: config.mfa_issuer.clone(),
             reauth_window: config.reauth_window.0,
+            email: super::EmailPolicy::from_config(config),
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
                 login_per_ip: config.rate_login_per_ip,

@@ -38,6 +38,7 @@ impl AuthService {
                 session,
                 roles,
                 auth_methods,
+                email_verified,
             }) = state
             else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
@@ -56,21 +57,37 @@ impl AuthService {
             match decision {
                 RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
                 RotationDecision::ReuseDetected => {
-                    self.revoke_session(
-                        session.id,
-                        Some(session.user_id),
-                        SecurityEventKind::RefreshReuseDetected,
-                        ctx,
-                        now,
-                    )
-                    .await?;
+                    let revoked_now = self
+                        .revoke_session(
+                            session.id,
+                            Some(session.user_id),
+                            SecurityEventKind::RefreshReuseDetected,
+                            ctx,
+                            now,
+                        )
+                        .await?;
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected; session revoked");
+                    // Once per session, however many replays race here.
+                    if revoked_now {
+                        let vars =
+                            serde_json::json!({ "at": now.to_rfc3339(), "ip": ctx.client_ip });
+                        self.notify_user("refresh_reuse", session.user_id, None, vars)
+                            .await;
+                    }
                     return Err(AuthError::RefreshTokenReused);
                 }
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
-                    return self.issue(session.user_id, &roles, session.id, next, auth, now);
+                    return self.issue(
+                        session.user_id,
+                        &roles,
+                        session.id,
+                        next,
+                        auth,
+                        email_verified,
+                        now,
+                    );
                 }
                 RotationDecision::Rotate {
                     successor_generation,
@@ -91,7 +108,15 @@ impl AuthService {
                     };
                     match self.store.rotate(&rotation).await? {
                         RotateOutcome::Rotated => {
-                            return self.issue(session.user_id, &roles, session.id, next, auth, now)
+                            return self.issue(
+                                session.user_id,
+                                &roles,
+                                session.id,
+                                next,
+                                auth,
+                                email_verified,
+                                now,
+                            )
                         }
                         RotateOutcome::Conflict => continue,
                     }

@@ -33,9 +33,11 @@ impl AuthService {
         session_id: SessionId,
         refresh_token: RefreshToken,
         auth: Authentication,
+        email_verified: bool,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
-        let access_token = self.sign_access_token(user_id, roles, session_id, auth, now)?;
+        let access_token =
+            self.sign_access_token(user_id, roles, session_id, auth, email_verified, now)?;
         Ok(IssuedTokens {
             access_token,
             expires_in: self.policy.access_ttl,
@@ -51,6 +53,7 @@ impl AuthService {
         roles: &[Role],
         session_id: SessionId,
         auth: Authentication,
+        email_verified: bool,
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let mut jti = [0u8; 16];
@@ -69,6 +72,7 @@ impl AuthService {
             jti: URL_SAFE_NO_PAD.encode(jti),
             amr: auth.methods.amr(),
             auth_time: Some(auth.at.unix_seconds()),
+            email_verified: Some(email_verified),
         };
         Ok(self.key_ring().active().sign(&claims)?)
     }

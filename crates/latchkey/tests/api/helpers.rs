@@ -36,8 +36,20 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
 }
 
 pub fn config_for_url(url: &str, extra: &[&str]) -> Config {
+    // Mail of tests that do not read it goes next to the test's database (or a scratch
+    // directory), never into the crate.
+    let mail_dir = url
+        .strip_prefix("sqlite://")
+        .and_then(|path| std::path::Path::new(path).parent())
+        .map_or_else(
+            || std::env::temp_dir().join("latchkey-test-mail"),
+            |dir| dir.join("mail"),
+        );
+    let mail_dir = mail_dir.to_str().unwrap().to_owned();
     let mut args = vec![
         "latchkey",
+        "--mail-dir",
+        &mail_dir,
         "--bind",
         "127.0.0.1:0",
         "--database-url",

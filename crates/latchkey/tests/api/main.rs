@@ -9,12 +9,15 @@
 )]
 
 mod helpers;
+mod mail_sink;
 
 mod accounts;
 mod admin_users;
 mod browser;
 mod brute_force;
 mod cli;
+mod email;
+mod email_delivery;
 mod faults;
 mod flow;
 mod hardening;

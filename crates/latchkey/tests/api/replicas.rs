@@ -61,6 +61,11 @@ impl Replica {
             .env("LATCHKEY_RATE_LOGIN_PER_IP", "10000/1m")
             .env("LATCHKEY_RATE_REGISTER_PER_IP", "10000/1m")
             .env("LATCHKEY_LOG", "warn")
+            // Mail (verification at registration) goes to scratch, not the crate.
+            .env(
+                "LATCHKEY_MAIL_DIR",
+                std::env::temp_dir().join("latchkey-test-mail"),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

@@ -396,3 +396,40 @@ pub(crate) async fn a_session_keeps_its_auth_methods(h: Harness) {
         assert_eq!(state.auth_methods, methods);
     }
 }
+
+pub(crate) async fn a_proof_is_spent_on_its_own_once(h: Harness) {
+    let user = user_with_totp(&h.store, "spend@example.com").await;
+    let ev = event(SecurityEventKind::MfaFailed, t(3_000), Some(user.id), None);
+    let step = MfaProof::TotpStep(101);
+    assert_eq!(
+        h.store
+            .spend_mfa_proof(user.id, &step, t(3_000), Some(&ev))
+            .await
+            .unwrap(),
+        MfaCompletion::Completed
+    );
+    assert_eq!(
+        h.store
+            .spend_mfa_proof(user.id, &step, t(3_000), Some(&ev))
+            .await
+            .unwrap(),
+        MfaCompletion::ProofRefused,
+        "a step is spent once"
+    );
+    assert_eq!(
+        h.store
+            .spend_mfa_proof(user.id, &MfaProof::TotpStep(100), t(3_000), None)
+            .await
+            .unwrap(),
+        MfaCompletion::ProofRefused,
+        "an older step too"
+    );
+    let nobody = stored_user(&h.store, "nofactor@example.com").await;
+    assert_eq!(
+        h.store
+            .spend_mfa_proof(nobody.id, &MfaProof::TotpStep(500), t(3_000), None)
+            .await
+            .unwrap(),
+        MfaCompletion::Gone
+    );
+}

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod email;
 mod keys;
 mod maintenance;
 mod mfa;
@@ -11,6 +12,7 @@ mod users;
 
 pub(crate) use accounts::*;
 pub(crate) use audit::*;
+pub(crate) use email::*;
 pub(crate) use keys::*;
 pub(crate) use maintenance::*;
 pub(crate) use mfa::*;

@@ -5,6 +5,7 @@
 mod authenticator;
 mod flow;
 mod login;
+mod reset;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
