@@ -13,7 +13,7 @@ use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
 use super::mfa_login::LoginOutcome;
-use super::tokens::Authentication;
+use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
 use crate::ratelimit::RateDecision;
@@ -322,15 +322,14 @@ impl AuthService {
         }
         let auth = Authentication { at: now, methods };
         let email_verified = self.email_verified(user.id).await?;
-        self.issue(
-            user.id,
-            &roles,
-            session.id,
-            refresh_token,
+        let subject = TokenSubject {
+            user_id: user.id,
+            roles: &roles,
+            session_id: session.id,
             auth,
             email_verified,
-            now,
-        )
+        };
+        self.issue(subject, refresh_token, now)
     }
 
     /// Change the caller's password. The session that asks goes on; every other session

@@ -7,7 +7,7 @@ use latchkey_core::refresh::{RefreshToken, TokenLocator};
 use latchkey_core::rotation::{decide, RefreshRejection, RotationDecision};
 use latchkey_core::store::{RotateOutcome, Rotation};
 
-use super::tokens::Authentication;
+use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
 
@@ -43,9 +43,15 @@ impl AuthService {
             else {
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
             };
-            let auth = Authentication {
-                at: session.created_at,
-                methods: auth_methods,
+            let subject = TokenSubject {
+                user_id: session.user_id,
+                roles: &roles,
+                session_id: session.id,
+                auth: Authentication {
+                    at: session.created_at,
+                    methods: auth_methods,
+                },
+                email_verified,
             };
             let successor = |generation| {
                 let at = TokenLocator {
@@ -79,15 +85,7 @@ impl AuthService {
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
-                    return self.issue(
-                        session.user_id,
-                        &roles,
-                        session.id,
-                        next,
-                        auth,
-                        email_verified,
-                        now,
-                    );
+                    return self.issue(subject, next, now);
                 }
                 RotationDecision::Rotate {
                     successor_generation,
@@ -107,17 +105,7 @@ impl AuthService {
                         client_ip: ctx.client_ip.clone(),
                     };
                     match self.store.rotate(&rotation).await? {
-                        RotateOutcome::Rotated => {
-                            return self.issue(
-                                session.user_id,
-                                &roles,
-                                session.id,
-                                next,
-                                auth,
-                                email_verified,
-                                now,
-                            )
-                        }
+                        RotateOutcome::Rotated => return self.issue(subject, next, now),
                         RotateOutcome::Conflict => continue,
                     }
                 }

@@ -25,37 +25,50 @@ pub(super) struct Authentication {
     pub(super) methods: AuthMethods,
 }
 
+/// Whom an access token speaks for: the claims that come from the session and its user.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TokenSubject<'a> {
+    /// `sub`.
+    pub(super) user_id: UserId,
+    /// `roles`, as the store holds them now.
+    pub(super) roles: &'a [Role],
+    /// `sid`.
+    pub(super) session_id: SessionId,
+    /// `amr` and `auth_time`.
+    pub(super) auth: Authentication,
+    /// `email_verified`.
+    pub(super) email_verified: bool,
+}
+
 impl AuthService {
     pub(super) fn issue(
         &self,
-        user_id: UserId,
-        roles: &[Role],
-        session_id: SessionId,
+        subject: TokenSubject<'_>,
         refresh_token: RefreshToken,
-        auth: Authentication,
-        email_verified: bool,
         now: Timestamp,
     ) -> Result<IssuedTokens, AuthError> {
-        let access_token =
-            self.sign_access_token(user_id, roles, session_id, auth, email_verified, now)?;
+        let access_token = self.sign_access_token(&subject, now)?;
         Ok(IssuedTokens {
             access_token,
             expires_in: self.policy.access_ttl,
             refresh_token,
             refresh_expires_in: self.policy.rotation.idle_ttl,
-            session_id,
+            session_id: subject.session_id,
         })
     }
 
     fn sign_access_token(
         &self,
-        user_id: UserId,
-        roles: &[Role],
-        session_id: SessionId,
-        auth: Authentication,
-        email_verified: bool,
+        subject: &TokenSubject<'_>,
         now: Timestamp,
     ) -> Result<String, AuthError> {
+        let TokenSubject {
+            user_id,
+            roles,
+            session_id,
+            auth,
+            email_verified,
+        } = *subject;
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti)
             .map_err(|_| AuthError::Internal("random source failed".into()))?;
