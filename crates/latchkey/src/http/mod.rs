@@ -11,6 +11,7 @@ mod error;
 mod extract;
 mod forwarded;
 mod limits;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
+pub use ui::UiSettings;
 
 use crate::config::{Config, TrustedProxies};
 use crate::hashing::HashPool;
@@ -60,6 +62,8 @@ pub struct WebSettings {
     pub body_timeout: Duration,
     /// How long a handler may take once the request has arrived (503 `request_timeout`).
     pub request_timeout: Duration,
+    /// The pages and `latchkey.js`.
+    pub ui: UiSettings,
 }
 
 impl WebSettings {
@@ -76,6 +80,7 @@ impl WebSettings {
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
             body_timeout: config.body_timeout.0,
             request_timeout: config.request_timeout.0,
+            ui: config.ui.clone(),
         }
     }
 }
@@ -99,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(ui::router(&web.ui))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -121,7 +127,7 @@ pub fn router(state: AppState) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_credentials(true)
-                .allow_methods([Method::GET, Method::POST])
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
                 .allow_headers([
                     header::CONTENT_TYPE,
                     header::AUTHORIZATION,
@@ -156,7 +162,8 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // `if_not_present`: the pages (see `ui`) set a policy of their own.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
