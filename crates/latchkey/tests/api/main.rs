@@ -13,6 +13,7 @@ mod helpers;
 mod accounts;
 mod admin_users;
 mod browser;
+mod browser_ui;
 mod brute_force;
 mod cli;
 mod faults;
