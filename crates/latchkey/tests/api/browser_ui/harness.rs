@@ -84,11 +84,16 @@ impl Driver {
 
 /// Run `body` (an async function body) in the page and return its result.
 pub async fn js(browser: &Client, body: &str) -> Value {
-    let script = format!("return (async () => {{ {body} }})();");
-    browser
+    // A rejection comes back as `{thrown: ...}`: chromedriver mangles thrown objects.
+    let script = format!(
+        "return (async () => {{ {body} }})().catch(e => ({{ thrown: String(e), code: e && e.code }}));"
+    );
+    let value = browser
         .execute(&script, vec![])
         .await
-        .expect("the script runs")
+        .expect("the script runs");
+    assert!(value.get("thrown").is_none(), "the script threw: {value}");
+    value
 }
 
 /// Load `latchkey.js` from `server` into the page as `window.auth`.
@@ -167,20 +172,41 @@ pub async fn other_origin() -> String {
     format!("http://{}", serve(router).await)
 }
 
-/// A proxy in front of `upstream` that counts `POST /auth/refresh`; its address and count.
-pub async fn counting_proxy(upstream: &str) -> (String, Arc<AtomicUsize>) {
+/// A proxy in front of `upstream` that counts `POST /auth/refresh` and holds each one
+/// for `hold` before passing it on (so that concurrent refreshes overlap at the server
+/// unless the client serialises them); its address and the count.
+pub async fn counting_proxy(upstream: &str, hold: Duration) -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
-    let state = (upstream.to_owned(), count.clone(), reqwest::Client::new());
+    let state = ProxyState {
+        upstream: upstream.to_owned(),
+        count: count.clone(),
+        hold,
+        client: reqwest::Client::new(),
+    };
     let router = Router::new().fallback(forward).with_state(state);
     (format!("http://{}", serve(router).await), count)
 }
 
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    count: Arc<AtomicUsize>,
+    hold: Duration,
+    client: reqwest::Client,
+}
+
 async fn forward(
-    State((upstream, count, client)): State<(String, Arc<AtomicUsize>, reqwest::Client)>,
+    State(ProxyState {
+        upstream,
+        count,
+        hold,
+        client,
+    }): State<ProxyState>,
     request: Request,
 ) -> Response {
     if request.method() == "POST" && request.uri().path() == "/auth/refresh" {
         count.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(hold).await;
     }
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
