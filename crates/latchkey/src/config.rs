@@ -297,6 +297,10 @@ pub struct Config {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
+
+    /// The sign-in and account pages (`LATCHKEY_UI*`).
+    #[command(flatten)]
+    pub ui: crate::http::UiSettings,
 }
 
 /// Which proxies' `X-Forwarded-For` entries to believe.
@@ -603,7 +607,7 @@ impl Config {
 
 /// Whether `authority` (`host[:port]`) names a loopback host: `localhost` (or a name
 /// under `.localhost`), `127.0.0.0/8` or `[::1]`.
-fn is_loopback_authority(authority: &str) -> bool {
+pub(crate) fn is_loopback_authority(authority: &str) -> bool {
     let host = if let Some(rest) = authority.strip_prefix('[') {
         match rest.split_once(']') {
             Some((ip, port)) if port.is_empty() || port.starts_with(':') => ip,

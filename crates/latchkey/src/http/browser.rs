@@ -69,7 +69,10 @@ pub(super) fn check_csrf(headers: &HeaderMap, web: &WebSettings) -> Result<(), A
         let scheme_ok =
             |rest: Option<&str>| rest.is_some_and(|authority| authority.eq_ignore_ascii_case(host));
         scheme_ok(origin.strip_prefix("https://"))
-            || (!web.cookie_secure && scheme_ok(origin.strip_prefix("http://")))
+            // Plain http only without a Secure cookie, or on loopback, which browsers
+            // treat as a secure context (`cargo run`, then http://127.0.0.1:8080/).
+            || ((!web.cookie_secure || crate::config::is_loopback_authority(host))
+                && scheme_ok(origin.strip_prefix("http://")))
     });
     if same_origin || web.allowed_origins.iter().any(|allowed| allowed == origin) {
         Ok(())

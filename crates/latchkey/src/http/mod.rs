@@ -13,6 +13,7 @@ mod extract;
 mod forwarded;
 mod limits;
 mod mfa;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
+pub use ui::UiSettings;
 
 use crate::config::{Config, TrustedProxies};
 use crate::hashing::HashPool;
@@ -62,6 +64,8 @@ pub struct WebSettings {
     pub body_timeout: Duration,
     /// How long a handler may take once the request has arrived (503 `request_timeout`).
     pub request_timeout: Duration,
+    /// The pages and `latchkey.js`.
+    pub ui: UiSettings,
 }
 
 impl WebSettings {
@@ -78,6 +82,7 @@ impl WebSettings {
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
             body_timeout: config.body_timeout.0,
             request_timeout: config.request_timeout.0,
+            ui: config.ui.clone(),
         }
     }
 }
@@ -103,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(mfa::router())
         .merge(email::router())
+        .merge(ui::router(&web.ui))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -125,7 +131,7 @@ pub fn router(state: AppState) -> Router {
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
                 .allow_credentials(true)
-                .allow_methods([Method::GET, Method::POST])
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
                 .allow_headers([
                     header::CONTENT_TYPE,
                     header::AUTHORIZATION,
@@ -160,7 +166,8 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // `if_not_present`: the pages (see `ui`) set a policy of their own.
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))

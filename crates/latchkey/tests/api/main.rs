@@ -14,6 +14,7 @@ mod mail_sink;
 mod accounts;
 mod admin_users;
 mod browser;
+mod browser_ui;
 mod brute_force;
 mod cli;
 mod email;

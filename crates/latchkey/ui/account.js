@@ -1,0 +1,150 @@
+// The account page: who you are, your sessions, your password, your security activity.
+import { Latchkey } from "/sdk/latchkey.js";
+import { explain, say } from "/ui/page.js";
+
+const auth = new Latchkey();
+
+function leave(reason) {
+  location.replace(`/?ended=${encodeURIComponent(reason)}`);
+}
+
+auth.onSessionEnd(leave);
+
+function when(rfc3339) {
+  const date = new Date(rfc3339);
+  return Number.isNaN(date.getTime()) ? rfc3339 : date.toLocaleString();
+}
+
+function item(parts) {
+  const li = document.createElement("li");
+  for (const [tag, text, className] of parts) {
+    const node = document.createElement(tag);
+    node.textContent = text;
+    if (className) node.className = className;
+    li.append(node);
+  }
+  return li;
+}
+
+async function json(path, init) {
+  const response = await auth.fetch(path, init);
+  if (response.status === 204) return null;
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(body.error || "request failed"), body);
+  return body;
+}
+
+async function showSessions() {
+  const { sessions } = await json("/auth/sessions");
+  const list = document.getElementById("sessions");
+  list.replaceChildren();
+  for (const session of sessions) {
+    const li = item([
+      ["strong", session.device || "Unknown device"],
+      ["span", session.current ? "This browser" : "", "badge"],
+      ["span", `Address: ${session.ip || "unknown"}`, "meta"],
+      ["span", `Last used: ${when(session.last_used_at)}`, "meta"],
+      ["span", `Signed in: ${when(session.created_at)}`, "meta"],
+    ]);
+    li.dataset.sessionId = session.id;
+    if (session.current) li.dataset.current = "true";
+    const revoke = document.createElement("button");
+    revoke.type = "button";
+    revoke.className = "secondary revoke";
+    revoke.textContent = session.current ? "Sign out" : "Sign out this device";
+    revoke.setAttribute("aria-label", `${revoke.textContent}: ${session.device || "unknown device"}`);
+    revoke.addEventListener("click", async () => {
+      if (session.current) return auth.logout();
+      revoke.disabled = true;
+      try {
+        await json(`/auth/sessions/${encodeURIComponent(session.id)}`, { method: "DELETE" });
+        say("That device is signed out.");
+        await showSessions();
+      } catch (error) {
+        say(explain(error), "error");
+        revoke.disabled = false;
+      }
+    });
+    li.append(revoke);
+    list.append(li);
+  }
+}
+
+const EVENT_WORDS = {
+  login_succeeded: "Signed in",
+  login_failed: "Failed sign-in attempt",
+  new_device: "Signed in from a new device",
+  logout: "Signed out",
+  logout_all: "Signed out everywhere",
+  password_changed: "Password changed",
+  session_revoked: "A session was signed out",
+  refresh_token_reused: "A stolen sign-in was blocked",
+  registered: "Account created",
+};
+
+async function showEvents() {
+  const { events } = await json("/auth/events?limit=20");
+  const list = document.getElementById("events");
+  list.replaceChildren();
+  if (events.length === 0) list.append(item([["span", "Nothing yet."]]));
+  for (const event of events) {
+    const words = EVENT_WORDS[event.kind] || event.kind.replace(/_/g, " ");
+    const where = [event.device, event.client_ip].filter(Boolean).join(", ");
+    list.append(item([
+      ["strong", words],
+      ["span", when(event.at), "meta"],
+      ["span", where, "meta"],
+    ]));
+  }
+}
+
+async function start() {
+  const session = await auth.restore();
+  if (!session) return leave("signed_out");
+  document.getElementById("user-id").textContent = auth.user.sub;
+  document.getElementById("user-roles").textContent = (auth.user.roles || []).join(", ");
+  await Promise.all([showSessions(), showEvents()]);
+  document.body.dataset.ready = "true";
+}
+
+document.getElementById("signout").addEventListener("click", () => auth.logout());
+
+document.getElementById("signout-all").addEventListener("click", async () => {
+  try {
+    await json("/auth/logout-all", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ keep_current: true }),
+    });
+    say("All your other sessions are signed out.");
+    await showSessions();
+  } catch (error) {
+    say(explain(error), "error");
+  }
+});
+
+document.getElementById("password-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const current = document.getElementById("current-password");
+  const next = document.getElementById("new-password");
+  try {
+    await json("/auth/password", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ current_password: current.value, new_password: next.value }),
+    });
+    current.value = "";
+    next.value = "";
+    say("Your password is changed.");
+    await Promise.all([showSessions(), showEvents()]);
+  } catch (error) {
+    say(explain(error), "error");
+  }
+});
+
+// Notice a session ended elsewhere (revoked from another device) when the page comes back.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && auth.user) showSessions().catch(() => {});
+});
+
+start().catch((error) => say(explain(error), "error"));
