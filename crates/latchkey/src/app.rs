@@ -310,6 +310,8 @@ fn host_of(authority: &str) -> &str {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// The separate `/metrics` listener (`LATCHKEY_METRICS_BIND`), if any.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     tasks: Vec<JoinHandle<()>>,
     limits: ConnectionLimits,
@@ -340,6 +342,14 @@ impl Application {
                 addr: config.bind,
                 source,
             })?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = AppState {
             service: service.clone(),
             web: Arc::new(WebSettings::from_config(&config)),
@@ -351,6 +361,7 @@ impl Application {
         }
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             tasks,
             limits: ConnectionLimits {
@@ -367,6 +378,13 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The address of the separate metrics listener, when `LATCHKEY_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared state, to mount the router elsewhere or reach the service.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -378,9 +396,18 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let mut tasks = self.tasks;
+        if let Some(listener) = self.metrics_listener {
+            let metrics = http::metrics_router(self.state.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }));
+        }
         let router = http::router(self.state);
         serve(self.listener, router, self.limits, shutdown).await;
-        for task in self.tasks {
+        for task in tasks {
             task.abort();
         }
         Ok(())

@@ -106,10 +106,9 @@ async fn login(
     ctx: RequestContext,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let tokens = state
-        .service
-        .login(&body.email, body.password, &ctx)
-        .await?;
+    let result = state.service.login(&body.email, body.password, &ctx).await;
+    state.service.metrics().login(&result);
+    let tokens = result?;
     Ok(token_response(&tokens, body.refresh_delivery, &state.web))
 }
 

@@ -11,6 +11,8 @@ mod error;
 mod extract;
 mod forwarded;
 mod limits;
+mod oauth;
+mod observe;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -30,7 +32,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
+pub use observe::REQUEST_ID;
 
+use crate::clients::OAuthClients;
 use crate::config::{Config, TrustedProxies};
 use crate::hashing::HashPool;
 use crate::redis_link::RedisLink;
@@ -60,6 +64,10 @@ pub struct WebSettings {
     pub body_timeout: Duration,
     /// How long a handler may take once the request has arrived (503 `request_timeout`).
     pub request_timeout: Duration,
+    /// Whether `GET /metrics` is on this router (no separate metrics listener).
+    pub metrics_route: bool,
+    /// Clients allowed to introspect and revoke tokens.
+    pub clients: Arc<OAuthClients>,
 }
 
 impl WebSettings {
@@ -76,6 +84,15 @@ impl WebSettings {
                 .filter(|h| !h.eq_ignore_ascii_case("off") && !h.is_empty()),
             body_timeout: config.body_timeout.0,
             request_timeout: config.request_timeout.0,
+            metrics_route: config.metrics_bind.is_none(),
+            // Checked by `Config::validate` at start-up.
+            clients: Arc::new(
+                config
+                    .clients
+                    .as_ref()
+                    .and_then(|c| OAuthClients::parse(c.expose_secret()).ok())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -95,13 +112,19 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let web = state.web.clone();
     let hashing = state.service.hashing().clone();
-    let mut router = Router::new()
+    let metrics = state.service.metrics().clone();
+    let mut routes = Router::new()
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
+        .merge(oauth::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if web.metrics_route {
+        routes = routes.route("/metrics", get(observe::metrics));
+    }
+    let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -168,6 +191,19 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            observe::record_request,
+        ))
+        .layer(observe::trace_layer())
+        .layer(middleware::from_fn_with_state(web, observe::request_id))
+}
+
+/// `GET /metrics` alone, for the separate metrics listener (`LATCHKEY_METRICS_BIND`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .with_state(state)
 }
 
 /// Counts the request as in flight while it runs, so password hashing keeps to its CPU

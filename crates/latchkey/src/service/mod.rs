@@ -16,6 +16,7 @@ mod admin;
 mod cli;
 mod error;
 mod keys;
+mod oauth;
 mod policy;
 mod refresh;
 mod sessions;
@@ -39,6 +40,7 @@ use tokio::sync::Mutex;
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use error::AuthError;
+pub use oauth::{Introspection, TokenHint};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
@@ -48,6 +50,7 @@ use crate::hashing::HashPool;
 use crate::login_failures::FailureStore;
 use crate::ratelimit::{RateDecision, RateLimiter};
 use crate::revocation::{RevocationCache, RevocationFanout};
+use crate::telemetry::Metrics;
 use crate::token_cache::VerifiedTokenCache;
 
 /// Who is asking: recorded in the audit log and used for rate limits.
@@ -125,6 +128,7 @@ pub struct AuthService {
     failures: Arc<dyn FailureStore>,
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -174,6 +178,7 @@ impl AuthService {
             limiter: collaborators.limiter,
             failures: collaborators.failures,
             fanout: collaborators.fanout,
+            metrics: Arc::new(Metrics::new(&collaborators.hashing)),
             hashing: collaborators.hashing,
             policy,
         };
@@ -189,6 +194,11 @@ impl AuthService {
     /// The password-hashing threads.
     pub fn hashing(&self) -> &HashPool {
         &self.hashing
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The policy.
@@ -231,7 +241,10 @@ impl AuthService {
     async fn limit(&self, key: String, spec: RateSpec) -> Result<(), AuthError> {
         match self.limiter.check(&key, spec).await {
             RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => Err(AuthError::RateLimited { retry_after }),
+            RateDecision::Limited { retry_after } => {
+                self.metrics.rate_limited(&key);
+                Err(AuthError::RateLimited { retry_after })
+            }
         }
     }
 

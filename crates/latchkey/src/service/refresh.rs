@@ -9,6 +9,7 @@ use latchkey_core::store::{RotateOutcome, Rotation};
 
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
+use crate::telemetry::RefreshOutcome;
 
 impl AuthService {
     /// Exchange a refresh token for a new pair.
@@ -19,8 +20,10 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         self.limit_ip("refresh", ctx, self.policy.limits.refresh_per_ip)
             .await?;
-        let presented =
-            RefreshToken::parse(raw_token).ok_or(AuthError::Refresh(RefreshRejection::Invalid))?;
+        let Some(presented) = RefreshToken::parse(raw_token) else {
+            self.metrics.refresh(RefreshOutcome::Invalid);
+            return Err(AuthError::Refresh(RefreshRejection::Invalid));
+        };
         let lookup = self.refresh_keys.lookup(&presented);
         // A lost compare-and-set means another request rotated the same token a moment
         // ago; deciding again then yields the grace-window answer.
@@ -38,6 +41,7 @@ impl AuthService {
                 roles,
             }) = state
             else {
+                self.metrics.refresh(RefreshOutcome::Invalid);
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
             };
             let successor = |generation| {
@@ -48,7 +52,14 @@ impl AuthService {
                 self.refresh_keys.successor(&presented, at)
             };
             match decision {
-                RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
+                RotationDecision::Reject(rejection) => {
+                    self.metrics.refresh(match rejection {
+                        RefreshRejection::Invalid => RefreshOutcome::Invalid,
+                        RefreshRejection::Expired => RefreshOutcome::Expired,
+                        RefreshRejection::SessionRevoked => RefreshOutcome::Revoked,
+                    });
+                    return Err(AuthError::Refresh(rejection));
+                }
                 RotationDecision::ReuseDetected => {
                     self.revoke_session(
                         session.id,
@@ -58,12 +69,14 @@ impl AuthService {
                         now,
                     )
                     .await?;
+                    self.metrics.refresh(RefreshOutcome::ReuseDetected);
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected; session revoked");
                     return Err(AuthError::RefreshTokenReused);
                 }
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
+                    self.metrics.refresh(RefreshOutcome::GraceReplay);
                     return self.issue(session.user_id, &roles, session.id, next, now);
                 }
                 RotationDecision::Rotate {
@@ -85,7 +98,8 @@ impl AuthService {
                     };
                     match self.store.rotate(&rotation).await? {
                         RotateOutcome::Rotated => {
-                            return self.issue(session.user_id, &roles, session.id, next, now)
+                            self.metrics.refresh(RefreshOutcome::Rotated);
+                            return self.issue(session.user_id, &roles, session.id, next, now);
                         }
                         RotateOutcome::Conflict => continue,
                     }

@@ -22,6 +22,8 @@ mod input;
 mod interop;
 mod key_revocation;
 mod keys;
+mod oauth;
+mod observability;
 mod passwords;
 mod redis_shared;
 mod replicas;
