@@ -534,6 +534,19 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
             }
         })
     };
+    let live_sessions = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = service.count_live_sessions().await {
+                    tracing::warn!(error = %e, "could not count live sessions");
+                }
+            }
+        })
+    };
     let purge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -544,7 +557,7 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
             }
         }
     });
-    vec![revocations, keys, purge]
+    vec![revocations, keys, live_sessions, purge]
 }
 
 #[cfg(test)]

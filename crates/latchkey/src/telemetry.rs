@@ -106,6 +106,7 @@ pub struct Metrics {
     rate_limited: Family<Rule, Counter>,
     hash_queue: Gauge,
     redis_healthy: Gauge,
+    live_sessions: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,6 +131,7 @@ impl Metrics {
             rate_limited: Family::default(),
             hash_queue: Gauge::default(),
             redis_healthy: Gauge::default(),
+            live_sessions: Gauge::default(),
             registry: Registry::default(),
         };
         let hash_waits = latency_histogram();
@@ -191,6 +193,11 @@ impl Metrics {
             "redis_healthy",
             "1 when Redis is configured and its last operation succeeded, else 0",
             metrics.redis_healthy.clone(),
+        );
+        r.register(
+            "live_sessions",
+            "Sessions neither revoked nor expired, counted every 30 s",
+            metrics.live_sessions.clone(),
         );
         Self {
             registry,
@@ -264,6 +271,12 @@ impl Metrics {
         self.rate_limited
             .get_or_create(&Rule { rule: rule_of(key) })
             .inc();
+    }
+
+    /// The live-session count, from the periodic count.
+    pub fn set_live_sessions(&self, count: u64) {
+        self.live_sessions
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The text exposition, with the gauges read now: the hashing queue and, when Redis

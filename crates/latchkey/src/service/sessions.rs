@@ -227,6 +227,22 @@ impl AuthService {
         }
     }
 
+    /// Count the live sessions into the live-sessions gauge (a background task calls
+    /// this periodically, so scrapes never query the store).
+    pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
+        let now = clock::now();
+        let rotation = &self.policy.rotation;
+        let count = self
+            .store
+            .count_live_sessions(
+                now.minus(rotation.session_lifetime),
+                now.minus(rotation.idle_ttl),
+            )
+            .await?;
+        self.metrics.set_live_sessions(count);
+        Ok(count)
+    }
+
     /// The claims of a genuine access token neither it nor its session revoked (expiry
     /// is checked too).
     pub(super) fn live_access_claims(&self, token: &str) -> Option<AccessClaims> {

@@ -175,11 +175,12 @@ async fn with_a_metrics_address_metrics_leave_the_main_listener() {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     let address = app.metrics_address.clone().expect("a metrics listener");
+    // The live-sessions gauge shows the last periodic count (run here by hand).
+    app.user_with_session("vi@example.com").await;
+    app.login_body("vi@example.com").await;
+    assert_eq!(app.service.count_live_sessions().await.unwrap(), 2);
     let scraped = scrape(&app, &address).await;
-    assert!(scraped
-        .samples
-        .iter()
-        .any(|s| s.metric.starts_with("latchkey_")));
+    assert_eq!(sample(&scraped, "latchkey_live_sessions", &[]), 2.0);
 }
 
 #[tokio::test]
