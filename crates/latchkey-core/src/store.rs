@@ -383,6 +383,14 @@ pub trait Maintenance: Send + Sync {
         now: Timestamp,
         sessions_created_before: Timestamp,
     ) -> Result<u64, StoreError>;
+    /// How many sessions are live: not revoked, created after `created_after` (the
+    /// absolute lifetime) and with their newest refresh token issued after `used_after`
+    /// (the idle lifetime). For the live-sessions gauge; one counting query.
+    async fn count_live_sessions(
+        &self,
+        created_after: Timestamp,
+        used_after: Timestamp,
+    ) -> Result<u64, StoreError>;
 }
 
 pub use crate::mfa_store::{

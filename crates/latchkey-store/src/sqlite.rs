@@ -729,6 +729,24 @@ impl Maintenance for SqliteStore {
         tx.commit().await.map_err(map_error)?;
         Ok(revocations.rows_affected() + sessions.rows_affected())
     }
+
+    async fn count_live_sessions(
+        &self,
+        created_after: Timestamp,
+        used_after: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions s JOIN refresh_tokens t \
+               ON t.session_id = s.id AND t.generation = s.latest_generation \
+             WHERE s.revoked_at IS NULL AND s.created_at > ? AND t.issued_at > ?",
+        )
+        .bind(created_after.unix_millis())
+        .bind(used_after.unix_millis())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
 
 /// What the `rotations_apply` trigger raises when the compare-and-set fails.

@@ -313,6 +313,8 @@ fn host_of(authority: &str) -> &str {
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// The separate `/metrics` listener (`LATCHKEY_METRICS_BIND`), if any.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     tasks: Vec<JoinHandle<()>>,
     limits: ConnectionLimits,
@@ -344,6 +346,14 @@ impl Application {
                 addr: config.bind,
                 source,
             })?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let state = AppState {
             service: service.clone(),
             web: Arc::new(WebSettings::from_config(&config)),
@@ -362,6 +372,7 @@ impl Application {
         }
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             tasks,
             limits: ConnectionLimits {
@@ -378,6 +389,13 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// The address of the separate metrics listener, when `LATCHKEY_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The shared state, to mount the router elsewhere or reach the service.
     pub fn state(&self) -> &AppState {
         &self.state
@@ -389,9 +407,18 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let mut tasks = self.tasks;
+        if let Some(listener) = self.metrics_listener {
+            let metrics = http::metrics_router(self.state.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            }));
+        }
         let router = http::router(self.state);
         serve(self.listener, router, self.limits, shutdown).await;
-        for task in self.tasks {
+        for task in tasks {
             task.abort();
         }
         Ok(())
@@ -518,6 +545,19 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
             }
         })
     };
+    let live_sessions = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = service.count_live_sessions().await {
+                    tracing::warn!(error = %e, "could not count live sessions");
+                }
+            }
+        })
+    };
     let purge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -528,7 +568,7 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
             }
         }
     });
-    vec![revocations, keys, purge]
+    vec![revocations, keys, live_sessions, purge]
 }
 
 #[cfg(test)]

@@ -248,6 +248,17 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_VERIFIED_TOKEN_CACHE", default_value_t = 4096)]
     pub verified_token_cache: usize,
 
+    /// Serve `GET /metrics` on this address only (recommended in production: keep it off
+    /// the public listener). Unset: `/metrics` is served on the main listener.
+    #[arg(long, env = "LATCHKEY_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// OAuth clients allowed to use `/oauth/introspect` and `/oauth/revoke`, as
+    /// `id:secret,id2:secret2` (secrets of 16 characters or more). Unset: both answer
+    /// 401 `invalid_client`.
+    #[arg(long, env = "LATCHKEY_CLIENTS", hide_env_values = true, value_parser = parse_secret)]
+    pub clients: Option<SecretString>,
+
     /// A file holding the master secret (32 bytes or more, e.g. `openssl rand -base64 48`)
     /// that seals the private signing keys in the database, so a copy of the database
     /// alone cannot sign tokens. Keys stored unsealed are sealed at the next start. Once
@@ -437,6 +448,11 @@ impl Config {
                 "LATCHKEY_REUSE_GRACE",
                 "must be at most 2m: a long grace window weakens reuse detection",
             );
+        }
+        if let Some(clients) = &self.clients {
+            if let Err(reason) = crate::clients::OAuthClients::parse(clients.expose_secret()) {
+                return fail("LATCHKEY_CLIENTS", &reason);
+            }
         }
         if self.leeway.0 > Duration::from_secs(300) {
             return fail("LATCHKEY_LEEWAY", "must be at most 5m");

@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use latchkey_core::password::{HashMemory, PasswordError, PasswordHasher};
@@ -67,7 +67,12 @@ struct Shared {
     requests: AtomicUsize,
     /// Requests in flight that wait for (or have used) a hash.
     hashing_requests: AtomicUsize,
+    /// Told how long each job waited in the queue (for metrics).
+    wait_observer: OnceLock<WaitObserver>,
 }
+
+/// Told how long a job waited for a worker.
+type WaitObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,6 +145,7 @@ impl HashPool {
             busy_share: busy_share.clamp(0.05, 1.0),
             requests: AtomicUsize::new(0),
             hashing_requests: AtomicUsize::new(0),
+            wait_observer: OnceLock::new(),
         });
         let owner = Arc::new(CloseOnDrop(shared.clone()));
         for index in 0..workers.max(1) {
@@ -172,6 +178,17 @@ impl HashPool {
         HashLane(self.shared.clone())
     }
 
+    /// Jobs waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.shared.queue.lock().map_or(0, |queue| queue.jobs.len())
+    }
+
+    /// Tell `observer` how long each job waits for a worker from now on (the first
+    /// observer set stays).
+    pub fn observe_waits(&self, observer: impl Fn(Duration) + Send + Sync + 'static) {
+        let _ = self.shared.wait_observer.set(Box::new(observer));
+    }
+
     /// Run `job` with the hasher and a worker's memory.
     pub async fn run<T, F>(&self, job: F) -> Result<T, HashJobError>
     where
@@ -179,7 +196,13 @@ impl HashPool {
         F: FnOnce(&PasswordHasher, &mut HashMemory) -> T + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let (queued_at, shared) = (Instant::now(), Arc::downgrade(&self.shared));
         let job: Job = Box::new(move |hasher, memory| {
+            if let Some(shared) = shared.upgrade() {
+                if let Some(observe) = shared.wait_observer.get() {
+                    observe(queued_at.elapsed());
+                }
+            }
             let _ = reply.send(job(hasher, memory));
         });
         {

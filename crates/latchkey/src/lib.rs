@@ -6,6 +6,7 @@
 //! - [`app::Application`]: wiring and the background tasks.
 
 pub mod app;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod hashing;
@@ -16,6 +17,7 @@ pub mod ratelimit;
 pub mod redis_link;
 pub mod revocation;
 pub mod service;
+pub mod telemetry;
 pub mod token_cache;
 
 pub use app::Application;

@@ -102,6 +102,7 @@ conformance! {
     audit_events_round_trip_newest_first_and_filtered,
     // maintenance
     purge_expired_removes_expired_entries_and_old_sessions,
+    live_sessions_are_counted_by_both_lifetimes,
     ping_answers_and_closed_store_is_unavailable,
     data_survives_reopening,
     // e-mail

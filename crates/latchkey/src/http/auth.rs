@@ -129,7 +129,7 @@ async fn login(
     ctx: RequestContext,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let outcome = state
+    let result = state
         .service
         .login(
             &body.email,
@@ -137,8 +137,9 @@ async fn login(
             body.refresh_delivery.as_str(),
             &ctx,
         )
-        .await?;
-    Ok(match outcome {
+        .await;
+    state.service.metrics().login(&result);
+    Ok(match result? {
         LoginOutcome::Tokens(tokens) => token_response(&tokens, body.refresh_delivery, &state.web),
         LoginOutcome::MfaRequired(pending) => super::mfa::mfa_required_response(&pending),
     })

@@ -23,6 +23,10 @@ pub struct ApiError {
     bearer_challenge: Option<&'static str>,
 }
 
+/// The stable code of an error response, in its extensions (for the error metrics).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ErrorCode(pub(super) &'static str);
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -44,6 +48,19 @@ impl ApiError {
     /// 400 with a code.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// An OAuth error (RFC 6749 section 5.2): `error` is the code itself, as OAuth
+    /// clients read it, with an optional `WWW-Authenticate` challenge.
+    pub(super) fn oauth(
+        status: StatusCode,
+        code: &'static str,
+        challenge: Option<&'static str>,
+    ) -> Self {
+        Self {
+            bearer_challenge: challenge,
+            ..Self::new(status, code, code)
+        }
     }
 
     /// The status.
@@ -216,6 +233,7 @@ impl IntoResponse for ApiError {
             code: self.code,
         };
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code));
         let headers = response.headers_mut();
         if let Some(retry_after) = self.retry_after {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

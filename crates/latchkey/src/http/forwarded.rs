@@ -60,6 +60,23 @@ pub(super) fn client_address(
     }
 }
 
+/// Whether the connection itself comes from a trusted proxy (so headers the proxy sets,
+/// such as `x-request-id`, can be believed): with a hop count, any peer; with networks,
+/// a peer inside one of them.
+pub(super) fn peer_is_trusted_proxy(
+    peer: Option<IpAddr>,
+    trusted: Option<&TrustedProxies>,
+) -> bool {
+    match (trusted, peer) {
+        (Some(TrustedProxies::Hops(hops)), Some(_)) => *hops > 0,
+        (Some(TrustedProxies::Networks(networks)), Some(peer)) => {
+            let peer = peer.to_canonical();
+            networks.iter().any(|net| net.contains(&peer))
+        }
+        _ => false,
+    }
+}
+
 /// One entry: an address, possibly with a port (`203.0.113.7:4711`, `[2001:db8::1]:80`).
 fn parse_entry(entry: &str) -> Option<IpAddr> {
     entry

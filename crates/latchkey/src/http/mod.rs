@@ -13,6 +13,8 @@ mod extract;
 mod forwarded;
 mod limits;
 mod mfa;
+mod oauth;
+mod observe;
 mod ui;
 
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -33,8 +35,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
+pub use observe::REQUEST_ID;
 pub use ui::UiSettings;
 
+use crate::clients::OAuthClients;
 use crate::config::{Config, TrustedProxies};
 use crate::hashing::HashPool;
 use crate::redis_link::RedisLink;
@@ -66,6 +70,10 @@ pub struct WebSettings {
     pub request_timeout: Duration,
     /// The pages and `latchkey.js`.
     pub ui: UiSettings,
+    /// Whether `GET /metrics` is on this router (no separate metrics listener).
+    pub metrics_route: bool,
+    /// Clients allowed to introspect and revoke tokens.
+    pub clients: Arc<OAuthClients>,
 }
 
 impl WebSettings {
@@ -83,6 +91,15 @@ impl WebSettings {
             body_timeout: config.body_timeout.0,
             request_timeout: config.request_timeout.0,
             ui: config.ui.clone(),
+            metrics_route: config.metrics_bind.is_none(),
+            // Checked by `Config::validate` at start-up.
+            clients: Arc::new(
+                config
+                    .clients
+                    .as_ref()
+                    .and_then(|c| OAuthClients::parse(c.expose_secret()).ok())
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -102,16 +119,22 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let web = state.web.clone();
     let hashing = state.service.hashing().clone();
-    let mut router = Router::new()
+    let metrics = state.service.metrics().clone();
+    let mut routes = Router::new()
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
         .merge(mfa::router())
         .merge(email::router())
         .merge(ui::router(&web.ui))
+        .merge(oauth::router())
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz));
+    if web.metrics_route {
+        routes = routes.route("/metrics", get(observe::metrics));
+    }
+    let mut router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -179,6 +202,19 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            observe::record_request,
+        ))
+        .layer(observe::trace_layer())
+        .layer(middleware::from_fn_with_state(web, observe::request_id))
+}
+
+/// `GET /metrics` alone, for the separate metrics listener (`LATCHKEY_METRICS_BIND`).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(observe::metrics))
+        .with_state(state)
 }
 
 /// Counts the request as in flight while it runs, so password hashing keeps to its CPU

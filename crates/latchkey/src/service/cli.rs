@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use super::{AuthError, AuthService, Collaborators, ServicePolicy};
 use crate::revocation::RevocationCache;
+use crate::telemetry::Metrics;
 use crate::token_cache::VerifiedTokenCache;
 
 impl AuthService {
@@ -62,6 +63,7 @@ impl AuthService {
             limiter: collaborators.limiter,
             failures: collaborators.failures,
             fanout: collaborators.fanout,
+            metrics: Arc::new(Metrics::new(&collaborators.hashing)),
             hashing: collaborators.hashing,
             policy,
         })

@@ -22,6 +22,7 @@ mod keys;
 mod mfa;
 mod mfa_login;
 mod notices;
+mod oauth;
 mod policy;
 mod refresh;
 mod sessions;
@@ -50,6 +51,7 @@ pub use error::AuthError;
 pub use mfa::{SecondFactor, TotpEnrollment};
 pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
 pub use notices::Notices;
+pub use oauth::{Introspection, TokenHint};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
@@ -59,6 +61,7 @@ use crate::hashing::HashPool;
 use crate::login_failures::FailureStore;
 use crate::ratelimit::{RateDecision, RateLimiter};
 use crate::revocation::{RevocationCache, RevocationFanout};
+use crate::telemetry::Metrics;
 use crate::token_cache::VerifiedTokenCache;
 
 /// Who is asking: recorded in the audit log and used for rate limits.
@@ -139,6 +142,7 @@ pub struct AuthService {
     /// Seals TOTP secrets for storage.
     mfa_sealer: totp::SecretSealer,
     email: email::EmailKit,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -190,6 +194,7 @@ impl AuthService {
             limiter: collaborators.limiter,
             failures: collaborators.failures,
             fanout: collaborators.fanout,
+            metrics: Arc::new(Metrics::new(&collaborators.hashing)),
             hashing: collaborators.hashing,
             mfa_sealer,
             email,
@@ -207,6 +212,11 @@ impl AuthService {
     /// The password-hashing threads.
     pub fn hashing(&self) -> &HashPool {
         &self.hashing
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The policy.
@@ -249,7 +259,10 @@ impl AuthService {
     async fn limit(&self, key: String, spec: RateSpec) -> Result<(), AuthError> {
         match self.limiter.check(&key, spec).await {
             RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => Err(AuthError::RateLimited { retry_after }),
+            RateDecision::Limited { retry_after } => {
+                self.metrics.rate_limited(&key);
+                Err(AuthError::RateLimited { retry_after })
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use latchkey_core::store::{RotateOutcome, Rotation};
 use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
+use crate::telemetry::RefreshOutcome;
 
 impl AuthService {
     /// Exchange a refresh token for a new pair.
@@ -20,8 +21,10 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         self.limit_ip("refresh", ctx, self.policy.limits.refresh_per_ip)
             .await?;
-        let presented =
-            RefreshToken::parse(raw_token).ok_or(AuthError::Refresh(RefreshRejection::Invalid))?;
+        let Some(presented) = RefreshToken::parse(raw_token) else {
+            self.metrics.refresh(RefreshOutcome::Invalid);
+            return Err(AuthError::Refresh(RefreshRejection::Invalid));
+        };
         let lookup = self.refresh_keys.lookup(&presented);
         // A lost compare-and-set means another request rotated the same token a moment
         // ago; deciding again then yields the grace-window answer.
@@ -41,6 +44,7 @@ impl AuthService {
                 email_verified,
             }) = state
             else {
+                self.metrics.refresh(RefreshOutcome::Invalid);
                 return Err(AuthError::Refresh(RefreshRejection::Invalid));
             };
             let subject = TokenSubject {
@@ -61,7 +65,14 @@ impl AuthService {
                 self.refresh_keys.successor(&presented, at)
             };
             match decision {
-                RotationDecision::Reject(rejection) => return Err(AuthError::Refresh(rejection)),
+                RotationDecision::Reject(rejection) => {
+                    self.metrics.refresh(match rejection {
+                        RefreshRejection::Invalid => RefreshOutcome::Invalid,
+                        RefreshRejection::Expired => RefreshOutcome::Expired,
+                        RefreshRejection::SessionRevoked => RefreshOutcome::Revoked,
+                    });
+                    return Err(AuthError::Refresh(rejection));
+                }
                 RotationDecision::ReuseDetected => {
                     let revoked_now = self
                         .revoke_session(
@@ -72,6 +83,7 @@ impl AuthService {
                             now,
                         )
                         .await?;
+                    self.metrics.refresh(RefreshOutcome::ReuseDetected);
                     tracing::warn!(session = %session.id, user = %session.user_id, "refresh token reuse detected; session revoked");
                     // Once per session, however many replays race here.
                     if revoked_now {
@@ -85,6 +97,7 @@ impl AuthService {
                 RotationDecision::ReplaySuccessor => {
                     // `decide` replays only when the successor is the session's newest.
                     let next = successor(session.latest_generation);
+                    self.metrics.refresh(RefreshOutcome::GraceReplay);
                     return self.issue(subject, next, now);
                 }
                 RotationDecision::Rotate {
@@ -105,7 +118,10 @@ impl AuthService {
                         client_ip: ctx.client_ip.clone(),
                     };
                     match self.store.rotate(&rotation).await? {
-                        RotateOutcome::Rotated => return self.issue(subject, next, now),
+                        RotateOutcome::Rotated => {
+                            self.metrics.refresh(RefreshOutcome::Rotated);
+                            return self.issue(subject, next, now);
+                        }
                         RotateOutcome::Conflict => continue,
                     }
                 }

@@ -217,10 +217,49 @@ impl AuthService {
     /// Put a revocation (already in the store) into this process's cache and announce it
     /// to the other replicas.
     pub(super) async fn revoke_locally(&self, revoked: Revoked, until: Timestamp) {
+        self.metrics.revocation(match revoked {
+            Revoked::Session(_) => "session",
+            Revoked::AccessToken(_) => "access_token",
+            Revoked::Key(_) => "key",
+        });
         self.revocations.insert(revoked.clone(), until);
         if let Some(fanout) = &self.fanout {
             fanout.announce(&revoked, until).await;
         }
+    }
+
+    /// Count the live sessions into the live-sessions gauge (a background task calls
+    /// this periodically, so scrapes never query the store).
+    pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
+        let now = clock::now();
+        let rotation = &self.policy.rotation;
+        let count = self
+            .store
+            .count_live_sessions(
+                now.minus(rotation.session_lifetime),
+                now.minus(rotation.idle_ttl),
+            )
+            .await?;
+        self.metrics.set_live_sessions(count);
+        Ok(count)
+    }
+
+    /// The claims of a genuine access token neither it nor its session revoked (expiry
+    /// is checked too).
+    pub(super) fn live_access_claims(&self, token: &str) -> Option<AccessClaims> {
+        self.verify_signature_and_claims(token)
+            .ok()
+            .filter(|c| !self.revocations.is_revoked(&c.jti, c.sid.parse().ok()))
+    }
+
+    /// Deny an access token's `jti` until it expires, in the store and everywhere else.
+    pub(super) async fn deny_access_token(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        let until =
+            Timestamp::from_unix_millis(claims.exp.saturating_mul(1000)).plus(self.policy.leeway);
+        self.store.deny_access_token(&claims.jti, until).await?;
+        self.revoke_locally(Revoked::AccessToken(claims.jti.clone()), until)
+            .await;
+        Ok(())
     }
 
     /// End a session: by its refresh token, by an access token of it, or both. The access
@@ -252,16 +291,8 @@ impl AuthService {
             }
         }
         if let Some(token) = access_token {
-            let claims = self
-                .verify_signature_and_claims(token)
-                .ok()
-                .filter(|c| !self.revocations.is_revoked(&c.jti, c.sid.parse().ok()));
-            if let Some(claims) = claims {
-                let until = Timestamp::from_unix_millis(claims.exp.saturating_mul(1000))
-                    .plus(self.policy.leeway);
-                self.store.deny_access_token(&claims.jti, until).await?;
-                self.revoke_locally(Revoked::AccessToken(claims.jti.clone()), until)
-                    .await;
+            if let Some(claims) = self.live_access_claims(token) {
+                self.deny_access_token(&claims).await?;
                 if let Ok(sid) = claims.sid.parse::<SessionId>() {
                     sessions.push((sid, claims.sub.parse::<UserId>().ok()));
                 }

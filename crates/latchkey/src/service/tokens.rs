@@ -108,12 +108,20 @@ impl AuthService {
     /// unknown, when the key ring is reloaded (at most once a second) in case another
     /// replica rotated keys.
     pub async fn authenticate(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let result = self.check_access_token(token).await;
+        self.metrics.token_check(&result);
+        result
+    }
+
+    async fn check_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let now = clock::now().unix_seconds();
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
         self.follow_key_revocations().await;
         // Entries verified under an older key ring (a key since removed or revoked) miss.
         let generation = self.key_generation.load(Ordering::Acquire);
-        let claims = match self.verified.get(token, now, leeway, generation) {
+        let cached = self.verified.get(token, now, leeway, generation);
+        self.metrics.token_cache(cached.is_some());
+        let claims = match cached {
             Some(claims) => claims,
             None => {
                 let claims = match self.verify_signature_and_claims(token) {

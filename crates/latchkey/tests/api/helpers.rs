@@ -19,6 +19,8 @@ struct TestCli {
 /// A running server and a client for it.
 pub struct TestApp {
     pub address: String,
+    /// The separate metrics listener's base URL, when `--metrics-bind` is given.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub service: Arc<AuthService>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -93,6 +95,7 @@ pub async fn spawn_app_with_url(url: &str, extra: &[&str]) -> TestApp {
         .await
         .expect("server starts");
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let service = app.state().service.clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -108,6 +111,7 @@ pub async fn spawn_app_with_url(url: &str, extra: &[&str]) -> TestApp {
         .unwrap();
     TestApp {
         address,
+        metrics_address,
         client,
         service,
         shutdown: Some(tx),

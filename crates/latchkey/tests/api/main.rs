@@ -27,6 +27,8 @@ mod interop;
 mod key_revocation;
 mod keys;
 mod mfa;
+mod oauth;
+mod observability;
 mod passwords;
 mod redis_shared;
 mod replicas;

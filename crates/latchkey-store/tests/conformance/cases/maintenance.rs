@@ -56,6 +56,55 @@ pub(crate) async fn purge_expired_removes_expired_entries_and_old_sessions(h: Ha
     assert_eq!(h.store.purge_expired(t(6_000), t(5_000)).await.unwrap(), 0);
 }
 
+pub(crate) async fn live_sessions_are_counted_by_both_lifetimes(h: Harness) {
+    let user = stored_user(&h.store, "m3@example.com").await;
+    assert_eq!(h.store.count_live_sessions(t(0), t(0)).await.unwrap(), 0);
+    let (old, _) = stored_session(&h.store, &user, t(1_000)).await;
+    let (rotated, first) = stored_session(&h.store, &user, t(2_000)).await;
+    let (revoked, _) = stored_session(&h.store, &user, t(3_000)).await;
+    let rotation = Rotation {
+        session_id: rotated.id,
+        presented: first.hash.clone(),
+        presented_generation: 0,
+        successor: random_hash(),
+        now: t(9_000),
+        client_ip: None,
+    };
+    assert_eq!(
+        h.store.rotate(&rotation).await.unwrap(),
+        RotateOutcome::Rotated
+    );
+    let ev = event(
+        SecurityEventKind::SessionRevoked,
+        t(4_000),
+        Some(user.id),
+        Some(revoked.id),
+    );
+    assert!(h
+        .store
+        .revoke_session(revoked.id, t(4_000), t(5_000), &ev)
+        .await
+        .unwrap());
+    // The two unrevoked sessions count while both limits lie before them.
+    assert_eq!(h.store.count_live_sessions(t(0), t(0)).await.unwrap(), 2);
+    // Created after 1.5 s: the old session is past its absolute lifetime.
+    assert_eq!(
+        h.store.count_live_sessions(t(1_500), t(0)).await.unwrap(),
+        1
+    );
+    // Used after 5 s: only the rotated session's newest token (issued at 9 s) is recent;
+    // its first token (issued at 2 s) does not count.
+    assert_eq!(
+        h.store.count_live_sessions(t(0), t(5_000)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        h.store.count_live_sessions(t(0), t(9_000)).await.unwrap(),
+        0
+    );
+    let _ = old;
+}
+
 pub(crate) async fn ping_answers_and_closed_store_is_unavailable(mut h: Harness) {
     h.store.ping().await.unwrap();
     h.close().await;
