@@ -24,6 +24,7 @@ mod key_revocation;
 mod keys;
 mod mfa;
 mod passwords;
+mod proof;
 mod redis_shared;
 mod replicas;
 mod rotation;
