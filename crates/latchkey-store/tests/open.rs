@@ -74,6 +74,18 @@ async fn sqlite_file_is_created_in_wal_mode_and_migrations_are_idempotent() {
     );
 }
 
+/// The applied migrations: version, checksum, success.
+async fn applied_postgres_migrations(url: &str) -> Vec<(i64, Vec<u8>, bool)> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// A second open on a migrated database applies nothing, changes no recorded checksum,
+/// and keeps the data written after the first.
 #[tokio::test]
 async fn postgres_migrations_are_idempotent() {
     let Some(db) = TestDatabase::postgres().await else {
@@ -84,9 +96,45 @@ async fn postgres_migrations_are_idempotent() {
         ..BackendSettings::default()
     };
     let first = open(db.url(), settings).await.unwrap();
+    let applied = applied_postgres_migrations(db.url()).await;
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count();
+    assert_eq!(
+        applied.len(),
+        shipped,
+        "every shipped migration is applied once"
+    );
+    assert!(applied.iter().all(|(_, _, success)| *success));
+
+    let user = latchkey_core::model::User {
+        id: latchkey_core::model::UserId::generate(),
+        email: latchkey_core::model::Email::parse("kept@example.com").unwrap(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        roles: vec![latchkey_core::model::Role::user()],
+        created_at: latchkey_core::time::Timestamp::from_unix_millis(1_000),
+        disabled_at: None,
+    };
+    first.insert_user(&user).await.unwrap();
+
     let second = open(db.url(), settings).await.unwrap();
+    assert_eq!(
+        applied_postgres_migrations(db.url()).await,
+        applied,
+        "the second open applied or changed nothing"
+    );
+    let kept = second.user_by_email(&user.email).await.unwrap();
+    assert_eq!(
+        kept.map(|u| u.id),
+        Some(user.id),
+        "data survives a second open"
+    );
     first.ping().await.unwrap();
-    second.ping().await.unwrap();
 }
 
 #[tokio::test]

@@ -929,4 +929,136 @@ mod tests {
             assert!(bad.parse::<RateSpec>().is_err(), "{bad}");
         }
     }
+
+    /// Every rule of [`Config::validate`], each with the setting it names and the value
+    /// just inside the bound (which must pass, so the rule is where the table says).
+    #[test]
+    fn every_validation_rule_refuses_its_setting_and_accepts_the_boundary() {
+        let s32 = "0123456789abcdef0123456789abcdef";
+        let s31 = &s32[..31];
+        let hs = ["--algorithm", "HS256", "--hs256-secret"];
+        let refused_cases: &[(&[&str], &str)] = &[
+            (&["--hs256-secret", s32], "LATCHKEY_HS256_SECRET"),
+            (&[hs[0], hs[1], hs[2], s31], "LATCHKEY_HS256_SECRET"),
+            (&["--access-ttl", "9s"], "LATCHKEY_ACCESS_TTL"),
+            (
+                &["--access-ttl", "25h", "--refresh-ttl", "7d"],
+                "LATCHKEY_ACCESS_TTL",
+            ),
+            (
+                &["--access-ttl", "1h", "--refresh-ttl", "1h"],
+                "LATCHKEY_REFRESH_TTL",
+            ),
+            (&["--refresh-ttl", "31d"], "LATCHKEY_SESSION_LIFETIME"),
+            (&["--reuse-grace", "121s"], "LATCHKEY_REUSE_GRACE"),
+            (&["--leeway", "301s"], "LATCHKEY_LEEWAY"),
+            (&["--issuer", " "], "LATCHKEY_ISSUER/LATCHKEY_AUDIENCE"),
+            (&["--audience", ""], "LATCHKEY_ISSUER/LATCHKEY_AUDIENCE"),
+            (&["--mfa-issuer", ""], "LATCHKEY_MFA_ISSUER"),
+            (&["--mfa-issuer", "a:b"], "LATCHKEY_MFA_ISSUER"),
+            (
+                &["--cookie-secure", "false", "--cookie-path", "auth"],
+                "LATCHKEY_COOKIE_PATH",
+            ),
+            (
+                &["--cookie-secure", "false", "--cookie-path", "/a;b"],
+                "LATCHKEY_COOKIE_PATH",
+            ),
+            (
+                &["--cookie-secure", "true", "--cookie-path", "/auth"],
+                "LATCHKEY_COOKIE_PATH",
+            ),
+            (
+                &["--allowed-origins", "ftp://a.example"],
+                "LATCHKEY_ALLOWED_ORIGINS",
+            ),
+            (
+                &["--allowed-origins", "https://*.example"],
+                "LATCHKEY_ALLOWED_ORIGINS",
+            ),
+            (
+                &["--allowed-origins", "https://a.example/app"],
+                "LATCHKEY_ALLOWED_ORIGINS",
+            ),
+            (
+                &[
+                    "--cookie-secure",
+                    "true",
+                    "--allowed-origins",
+                    "http://a.example",
+                ],
+                "LATCHKEY_ALLOWED_ORIGINS",
+            ),
+            (
+                &["--revocation-feed-secret", s31],
+                "LATCHKEY_REVOCATION_FEED_SECRET",
+            ),
+            (
+                &[
+                    "--master-secret",
+                    s32,
+                    "--master-secret-file",
+                    "/nonexistent",
+                ],
+                "LATCHKEY_MASTER_SECRET/LATCHKEY_MASTER_SECRET_FILE",
+            ),
+            (&["--master-secret", s31], "LATCHKEY_MASTER_SECRET"),
+            (
+                &["--trust-forwarded-for", "true"],
+                "LATCHKEY_TRUST_FORWARDED_FOR",
+            ),
+            (
+                &["--login-free-failures", "0"],
+                "LATCHKEY_LOGIN_FREE_FAILURES/LATCHKEY_LOGIN_ACCOUNT_CEILING",
+            ),
+            (
+                &["--login-free-failures", "5", "--login-account-ceiling", "4"],
+                "LATCHKEY_LOGIN_FREE_FAILURES/LATCHKEY_LOGIN_ACCOUNT_CEILING",
+            ),
+            (&["--hash-queue", "0"], "LATCHKEY_HASH_QUEUE"),
+            (&["--hash-cpu-share", "4"], "LATCHKEY_HASH_CPU_SHARE"),
+            (&["--hash-cpu-share", "101"], "LATCHKEY_HASH_CPU_SHARE"),
+            (&["--header-timeout", "99ms"], "LATCHKEY_HEADER_TIMEOUT"),
+            (&["--body-timeout", "601s"], "LATCHKEY_BODY_TIMEOUT"),
+            (&["--request-timeout", "99ms"], "LATCHKEY_REQUEST_TIMEOUT"),
+            (&["--max-connections", "0"], "LATCHKEY_MAX_CONNECTIONS"),
+        ];
+        for (args, setting) in refused_cases {
+            assert_eq!(refused(&config(args)), *setting, "{args:?}");
+        }
+        let accepted_cases: &[&[&str]] = &[
+            &[hs[0], hs[1], hs[2], s32],
+            &["--access-ttl", "10s"],
+            &["--access-ttl", "24h", "--refresh-ttl", "7d"],
+            &["--access-ttl", "1h", "--refresh-ttl", "61m"],
+            &["--refresh-ttl", "30d"],
+            &["--reuse-grace", "120s"],
+            &["--reuse-grace", "0s"],
+            &["--leeway", "300s"],
+            &["--mfa-issuer", "Acme Corp"],
+            &["--cookie-secure", "false", "--cookie-path", "/auth"],
+            &["--cookie-secure", "true", "--cookie-path", "/"],
+            &["--allowed-origins", "https://a.example:8443"],
+            &[
+                "--cookie-secure",
+                "true",
+                "--allowed-origins",
+                "http://localhost:3000",
+            ],
+            &["--revocation-feed-secret", s32],
+            &["--master-secret", s32],
+            &["--login-free-failures", "1", "--login-account-ceiling", "1"],
+            &["--hash-queue", "1"],
+            &["--hash-cpu-share", "5"],
+            &["--hash-cpu-share", "100"],
+            &["--header-timeout", "100ms"],
+            &["--body-timeout", "600s"],
+            &["--request-timeout", "10m"],
+            &["--max-connections", "1"],
+        ];
+        for args in accepted_cases {
+            let validated = config(args).validate();
+            assert!(validated.is_ok(), "{args:?}: {validated:?}");
+        }
+    }
 }

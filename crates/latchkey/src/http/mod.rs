@@ -17,10 +17,12 @@ mod oauth;
 mod observe;
 mod ui;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -139,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(hashing, count_in_flight))
+        .layer(middleware::from_fn(require_peer_address))
         .layer(middleware::from_fn_with_state(
             web.clone(),
             limits::read_then_answer,
@@ -194,14 +197,7 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
         ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "internal error",
-            )
-            .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             metrics,
             observe::record_request,
@@ -215,6 +211,46 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(observe::metrics))
         .with_state(state)
+}
+
+/// A handler that panicked: 500 `internal_error` as JSON, like every other error.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// Refuses every request that arrives without the peer's socket address
+/// (`ConnectInfo<SocketAddr>`): without it every client would share one rate-limit
+/// bucket, and a proxy's `X-Forwarded-For` could not be checked against the peer either.
+/// An application that mounts [`router`] must be served with
+/// `into_make_service_with_connect_info::<SocketAddr>()`; until then every request is
+/// answered 500 `connect_info_missing` and the mistake is logged once.
+async fn require_peer_address(request: Request, next: Next) -> Response {
+    if request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_none()
+    {
+        static LOGGED: AtomicBool = AtomicBool::new(false);
+        if !LOGGED.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "latchkey::http::router is served without ConnectInfo<SocketAddr>: serve it with \
+                 into_make_service_with_connect_info::<SocketAddr>(); every request is refused \
+                 with 500 connect_info_missing until then"
+            );
+        }
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "connect_info_missing",
+            "the server is misconfigured",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Counts the request as in flight while it runs, so password hashing keeps to its CPU
@@ -272,4 +308,36 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The router's panic layer, around a route that panics: a JSON 500, not a dropped
+    /// connection or framework text.
+    #[tokio::test]
+    async fn a_panic_becomes_a_json_internal_error() {
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal_error");
+    }
 }

@@ -58,34 +58,55 @@ impl PrivateRedis {
         }
     }
 
+    /// A port the OS just handed out may be taken again before `redis-server` binds it
+    /// (by another test's private instance, say): the instance that answers on the port
+    /// must be this child, by its pid, or the next port is tried.
     pub async fn start() -> Option<Self> {
-        let port = free_port();
-        let child = Self::start_on(port)?;
-        let redis = Self {
-            port,
-            child: Some(child),
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Self::start_on(port)?;
+            let mut redis = Self {
+                port,
+                child: Some(child),
+            };
+            if redis.answers_as_ours().await {
+                return Some(redis);
+            }
+            redis.stop().await;
+        }
+        panic!("no private redis-server got a port of its own in 5 tries");
+    }
+
+    /// Whether the server on the port is this child (not someone else's).
+    async fn answers_as_ours(&self) -> bool {
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return false;
         };
-        redis.wait_until_up().await;
-        Some(redis)
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn wait_until_up(&self) {
         let url = self.url();
-        let up = eventually(Duration::from_secs(10), || {
-            let url = url.clone();
+        let expected = format!("process_id:{pid}");
+        eventually(Duration::from_secs(10), || {
+            let (url, expected) = (url.clone(), expected.clone());
             async move {
                 let Ok(client) = redis::Client::open(url.as_str()) else {
                     return false;
                 };
-                client.get_multiplexed_async_connection().await.is_ok()
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                let info: String = redis::cmd("INFO")
+                    .arg("server")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                info.lines().any(|line| line.trim() == expected)
             }
         })
-        .await;
-        assert!(up.is_some(), "private redis-server did not come up");
+        .await
+        .is_some()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
     }
 
     async fn stop(&mut self) {
@@ -97,7 +118,10 @@ impl PrivateRedis {
     async fn restart(&mut self) {
         self.stop().await;
         self.child = Self::start_on(self.port);
-        self.wait_until_up().await;
+        assert!(
+            self.answers_as_ours().await,
+            "the restarted redis-server did not get its port back"
+        );
     }
 }
 
@@ -130,7 +154,7 @@ impl PrivatePostgres {
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         Self::as_postgres_owner(dir.path()).await;
-        let pg = Self {
+        let mut pg = Self {
             bin,
             data,
             port: free_port(),
@@ -154,8 +178,14 @@ impl PrivatePostgres {
             .await
             .unwrap();
         assert!(status.success(), "initdb failed");
-        pg.up().await;
-        Some(pg)
+        // The port may be taken between free_port() and the bind: try another.
+        for _ in 0..5 {
+            if pg.try_up().await {
+                return Some(pg);
+            }
+            pg.port = free_port();
+        }
+        panic!("no private PostgreSQL got a port of its own in 5 tries");
     }
 
     /// Root may not run PostgreSQL: hand the directory to the `postgres` user.
@@ -190,6 +220,10 @@ impl PrivatePostgres {
     }
 
     async fn up(&self) {
+        assert!(self.try_up().await, "pg_ctl start failed");
+    }
+
+    async fn try_up(&self) -> bool {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k {}",
             self.port,
@@ -210,7 +244,7 @@ impl PrivatePostgres {
             .status()
             .await
             .unwrap();
-        assert!(status.success(), "pg_ctl start failed");
+        status.success()
     }
 
     async fn down(&self) {

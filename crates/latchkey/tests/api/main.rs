@@ -30,6 +30,7 @@ mod mfa;
 mod oauth;
 mod observability;
 mod passwords;
+mod proof;
 mod redis_shared;
 mod replicas;
 mod rotation;

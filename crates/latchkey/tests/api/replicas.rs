@@ -195,7 +195,12 @@ async fn two_replicas_on_postgres_and_redis_behave_as_one() {
     let Some(redis) = test_redis_url().await else {
         return;
     };
-    let grace = [("LATCHKEY_REUSE_GRACE", "3s")];
+    // The store's revocation log is polled hourly: only Redis fan-out can carry a
+    // revocation from one replica to the other within the bounds below.
+    let grace = [
+        ("LATCHKEY_REUSE_GRACE", "3s"),
+        ("LATCHKEY_REVOCATION_POLL", "1h"),
+    ];
     let a = Replica::start(db.url(), Some(&redis), &grace).await;
     let b = Replica::start(db.url(), Some(&redis), &grace).await;
     let client = reqwest::Client::new();
