@@ -3,7 +3,7 @@
 use latchkey_core::time::Timestamp;
 
 /// The current time.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -311,7 +311,7 @@ pub struct Config {
 
     /// The sign-in and account pages (`LATCHKEY_UI*`).
     #[command(flatten)]
-    pub ui: crate::http::UiSettings,
+    pub ui: crate::ui_settings::UiSettings,
 }
 
 /// Which proxies' `X-Forwarded-For` entries to believe.

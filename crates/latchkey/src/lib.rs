@@ -6,19 +6,20 @@
 //! - [`app::Application`]: wiring and the background tasks.
 
 pub mod app;
-pub mod clients;
-pub mod clock;
+mod clients;
+mod clock;
 pub mod config;
-pub mod hashing;
+mod hashing;
 pub mod http;
-pub mod login_failures;
+mod login_failures;
 pub mod mail;
-pub mod ratelimit;
-pub mod redis_link;
-pub mod revocation;
+mod ratelimit;
+mod redis_link;
+mod revocation;
 pub mod service;
-pub mod telemetry;
-pub mod token_cache;
+mod telemetry;
+mod token_cache;
+mod ui_settings;
 
 pub use app::Application;
 pub use config::Config;

@@ -27,7 +27,7 @@ const SWEEP_ABOVE: usize = 100_000;
 
 /// Failure counts in process memory.
 #[derive(Debug, Default)]
-pub struct LocalFailures {
+pub(crate) struct LocalFailures {
     records: Mutex<HashMap<String, (FailureRecord, Timestamp)>>,
 }
 
@@ -72,7 +72,7 @@ return n
 ";
 
 /// Failure counts shared through Redis.
-pub struct RedisFailures {
+pub(crate) struct RedisFailures {
     link: Arc<RedisLink>,
     script: Script,
     fallback: LocalFailures,
@@ -86,7 +86,7 @@ impl std::fmt::Debug for RedisFailures {
 
 impl RedisFailures {
     /// Counts through `link`.
-    pub fn new(link: Arc<RedisLink>) -> Self {
+    pub(crate) fn new(link: Arc<RedisLink>) -> Self {
         Self {
             link,
             script: Script::new(RECORD),

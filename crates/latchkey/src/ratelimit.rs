@@ -39,7 +39,7 @@ impl RateLimiter for LocalRateLimiter {
 
 /// Per-key limits held in process memory.
 #[derive(Debug, Default)]
-pub struct LocalRateLimiter {
+pub(crate) struct LocalRateLimiter {
     arrivals: Mutex<HashMap<String, Instant>>,
 }
 

@@ -27,7 +27,7 @@ use crate::ratelimit::{LocalRateLimiter, RateDecision, RateLimiter};
 use crate::revocation::{RevocationFanout, RevocationSink};
 
 /// The pub/sub channel revocations are announced on.
-pub const REVOCATION_CHANNEL: &str = "latchkey:revocations";
+pub(crate) const REVOCATION_CHANNEL: &str = "latchkey:revocations";
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 /// How long one attempt to (re)connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -312,14 +312,14 @@ fn decode(message: &str) -> Option<(Revoked, Timestamp)> {
 
 /// Revocation fan-out through Redis pub/sub, each message sealed with the [`FanoutKey`].
 #[derive(Debug)]
-pub struct RedisFanout {
+pub(crate) struct RedisFanout {
     link: Arc<RedisLink>,
     key: Arc<FanoutKey>,
 }
 
 impl RedisFanout {
     /// Announce through `link`, sealing with `key`.
-    pub fn new(link: Arc<RedisLink>, key: Arc<FanoutKey>) -> Self {
+    pub(crate) fn new(link: Arc<RedisLink>, key: Arc<FanoutKey>) -> Self {
         Self { link, key }
     }
 }
@@ -375,7 +375,7 @@ return 0
 
 /// Rate limits shared through Redis, falling back to this process's limits when Redis
 /// cannot answer (so an outage never blocks logins, and never lifts the limits).
-pub struct RedisRateLimiter {
+pub(crate) struct RedisRateLimiter {
     link: Arc<RedisLink>,
     script: Script,
     fallback: LocalRateLimiter,
@@ -389,7 +389,7 @@ impl std::fmt::Debug for RedisRateLimiter {
 
 impl RedisRateLimiter {
     /// Limits through `link`.
-    pub fn new(link: Arc<RedisLink>) -> Self {
+    pub(crate) fn new(link: Arc<RedisLink>) -> Self {
         Self {
             link,
             script: Script::new(GCRA),

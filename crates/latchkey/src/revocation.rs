@@ -34,7 +34,7 @@ pub trait RevocationSink: Send + Sync {
 /// Revoked access tokens (by `jti`) and sessions (by `sid`), each with the instant after
 /// which the entry no longer matters.
 #[derive(Debug, Default)]
-pub struct RevocationCache {
+pub(crate) struct RevocationCache {
     tokens: RwLock<HashMap<String, Timestamp>>,
     sessions: RwLock<HashMap<SessionId, Timestamp>>,
     /// Counts key revocations seen: the service reloads its key ring (which no longer
@@ -45,7 +45,7 @@ pub struct RevocationCache {
 
 impl RevocationCache {
     /// Whether a token with this `jti` and `sid` is revoked.
-    pub fn is_revoked(&self, jti: &str, sid: Option<SessionId>) -> bool {
+    pub(crate) fn is_revoked(&self, jti: &str, sid: Option<SessionId>) -> bool {
         let token_revoked = self
             .tokens
             .read()
@@ -63,7 +63,7 @@ impl RevocationCache {
     /// Record one revocation. An entry already present keeps the later of its expiry and
     /// `until`: a revocation can be extended, never shortened or lifted, whatever the order
     /// in which the store poll, local revocations and fan-out messages arrive.
-    pub fn insert(&self, revoked: Revoked, until: Timestamp) {
+    pub(crate) fn insert(&self, revoked: Revoked, until: Timestamp) {
         match revoked {
             Revoked::AccessToken(jti) => {
                 if let Ok(mut map) = self.tokens.write() {
@@ -82,7 +82,7 @@ impl RevocationCache {
     }
 
     /// How many key revocations this process has seen; see [`Revoked::Key`].
-    pub fn key_revocations(&self) -> u64 {
+    pub(crate) fn key_revocations(&self) -> u64 {
         self.key_revocations.load(Ordering::Acquire)
     }
 
@@ -94,7 +94,11 @@ impl RevocationCache {
     }
 
     /// Read every log entry newer than the last one seen. Returns how many were new.
-    pub async fn sync_from(&self, store: &dyn Store, now: Timestamp) -> Result<usize, StoreError> {
+    pub(crate) async fn sync_from(
+        &self,
+        store: &dyn Store,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
             let after = self.cursor.load(Ordering::Relaxed);
@@ -109,12 +113,13 @@ impl RevocationCache {
     }
 
     /// The instant after which the session `sid` no longer counts as revoked here.
-    pub fn session_revoked_until(&self, sid: SessionId) -> Option<Timestamp> {
+    #[cfg(test)]
+    pub(crate) fn session_revoked_until(&self, sid: SessionId) -> Option<Timestamp> {
         self.sessions.read().ok()?.get(&sid).copied()
     }
 
     /// Drop entries whose tokens have all expired.
-    pub fn purge(&self, now: Timestamp) {
+    pub(crate) fn purge(&self, now: Timestamp) {
         if let Ok(mut map) = self.tokens.write() {
             map.retain(|_, until| *until > now);
         }

@@ -17,10 +17,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::hashing::HashPool;
-use crate::service::{AuthError, LoginOutcome};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -225,19 +224,8 @@ impl Metrics {
         self.error_responses.get_or_create(&Code { code }).inc();
     }
 
-    /// A login ended with `result`.
-    pub fn login(&self, result: &Result<LoginOutcome, AuthError>) {
-        let outcome = match result {
-            Ok(LoginOutcome::Tokens(_)) => "success",
-            Ok(LoginOutcome::MfaRequired(_)) => "mfa_required",
-            Err(AuthError::EmailNotVerified) => "email_not_verified",
-            Err(AuthError::InvalidCredentials) => "invalid_credentials",
-            Err(AuthError::RateLimited { .. }) => "rate_limited",
-            Err(AuthError::AccountDisabled) => "disabled",
-            Err(AuthError::InvalidInput(_)) => "invalid_input",
-            Err(AuthError::Overloaded) => "overloaded",
-            Err(_) => "error",
-        };
+    /// A login ended this way (one of a fixed set of labels; see `http::auth`).
+    pub fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&Outcome { outcome }).inc();
     }
 

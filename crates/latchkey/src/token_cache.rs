@@ -30,7 +30,7 @@ struct Entry {
 }
 
 /// Verified tokens, at most `capacity` of them.
-pub struct VerifiedTokenCache {
+pub(crate) struct VerifiedTokenCache {
     // SipHash with a random key: token text comes from clients.
     cache: Option<Cache<Box<str>, Entry, UnitWeighter, RandomState>>,
 }
@@ -50,7 +50,7 @@ impl std::fmt::Debug for VerifiedTokenCache {
 
 impl VerifiedTokenCache {
     /// A cache holding up to `capacity` tokens; 0 disables it.
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let cache = (capacity > 0).then(|| {
             Cache::with(
                 capacity,
@@ -66,7 +66,7 @@ impl VerifiedTokenCache {
     /// The claims of `token` if it was verified under key ring `generation` and has not
     /// expired at `now_unix_secs` (with `leeway_secs`). An entry of an older generation
     /// or past its expiry is dropped.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         token: &str,
         now_unix_secs: i64,
@@ -89,26 +89,27 @@ impl VerifiedTokenCache {
     }
 
     /// Remember that `token` verified to `claims` under key ring `generation`.
-    pub fn insert(&self, token: &str, claims: Arc<AccessClaims>, generation: u64) {
+    pub(crate) fn insert(&self, token: &str, claims: Arc<AccessClaims>, generation: u64) {
         if let Some(cache) = &self.cache {
             cache.insert(token.into(), Entry { claims, generation });
         }
     }
 
     /// Forget every token, for when the key ring changes.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(cache) = &self.cache {
             cache.clear();
         }
     }
 
     /// How many tokens are cached now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.cache.as_ref().map_or(0, |cache| cache.len())
     }
 
     /// Whether no token is cached.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

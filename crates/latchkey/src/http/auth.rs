@@ -1,20 +1,21 @@
 //! The `/auth/*` routes: register, login, refresh, logout, me, and the revocation feed.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use latchkey_core::store::Revoked;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie, set_refresh_cookie};
+use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie};
 use super::error::ApiError;
 use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody, QueryParams};
+use super::tokens::{mfa_required_response, token_response, RefreshDelivery};
 use super::{AppState, WebSettings};
-use crate::service::{IssuedTokens, LoginOutcome, RequestContext};
+use crate::service::{AuthError, LoginOutcome, RequestContext};
 
 /// The `/auth` routes.
 pub(super) fn router() -> Router<AppState> {
@@ -47,81 +48,12 @@ async fn register(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Where the client wants its refresh token.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum RefreshDelivery {
-    /// In an `HttpOnly` cookie (browsers).
-    #[default]
-    Cookie,
-    /// In the JSON body (native clients).
-    Body,
-}
-
-impl RefreshDelivery {
-    /// The stable name, kept with a login's second step.
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Self::Cookie => "cookie",
-            Self::Body => "body",
-        }
-    }
-
-    /// The delivery named by [`as_str`](Self::as_str); the cookie for anything else.
-    pub(super) fn from_name(name: &str) -> Self {
-        if name == "body" {
-            Self::Body
-        } else {
-            Self::Cookie
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct LoginRequest {
     email: String,
     password: String,
     #[serde(default)]
     refresh_delivery: RefreshDelivery,
-}
-
-#[derive(Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_expires_in: Option<u64>,
-}
-
-pub(super) fn token_response(
-    tokens: &IssuedTokens,
-    delivery: RefreshDelivery,
-    web: &WebSettings,
-) -> Response {
-    let in_body = delivery == RefreshDelivery::Body;
-    let body = TokenResponse {
-        access_token: &tokens.access_token,
-        token_type: "Bearer",
-        expires_in: tokens.expires_in.as_secs(),
-        refresh_token: in_body.then(|| tokens.refresh_token.expose()),
-        refresh_expires_in: in_body.then_some(tokens.refresh_expires_in.as_secs()),
-    };
-    let mut response = Json(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    if !in_body {
-        let cookie = set_refresh_cookie(
-            web,
-            &tokens.refresh_token,
-            tokens.refresh_expires_in.as_secs(),
-        );
-        headers.insert(header::SET_COOKIE, cookie);
-    }
-    response
 }
 
 async fn login(
@@ -138,10 +70,10 @@ async fn login(
             &ctx,
         )
         .await;
-    state.service.metrics().login(&result);
+    state.service.metrics().login(login_outcome(&result));
     Ok(match result? {
         LoginOutcome::Tokens(tokens) => token_response(&tokens, body.refresh_delivery, &state.web),
-        LoginOutcome::MfaRequired(pending) => super::mfa::mfa_required_response(&pending),
+        LoginOutcome::MfaRequired(pending) => mfa_required_response(&pending),
     })
 }
 
@@ -282,4 +214,19 @@ async fn revocations(
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The `outcome` label of the logins counter (a fixed set: no user data).
+fn login_outcome(result: &Result<LoginOutcome, AuthError>) -> &'static str {
+    match result {
+        Ok(LoginOutcome::Tokens(_)) => "success",
+        Ok(LoginOutcome::MfaRequired(_)) => "mfa_required",
+        Err(AuthError::EmailNotVerified) => "email_not_verified",
+        Err(AuthError::InvalidCredentials) => "invalid_credentials",
+        Err(AuthError::RateLimited { .. }) => "rate_limited",
+        Err(AuthError::AccountDisabled) => "disabled",
+        Err(AuthError::InvalidInput(_)) => "invalid_input",
+        Err(AuthError::Overloaded) => "overloaded",
+        Err(_) => "error",
+    }
 }

@@ -3,18 +3,18 @@
 //! service method.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{token_response, RefreshDelivery};
 use super::error::ApiError;
 use super::extract::{Admin, Authenticated, JsonBody, PathParam};
+use super::tokens::{token_response, RefreshDelivery};
 use super::AppState;
-use crate::service::{MfaPending, RequestContext, SecondFactor, MFA_METHODS};
+use crate::service::{RequestContext, SecondFactor};
 
 /// The second factor's routes.
 pub(super) fn router() -> Router<AppState> {
@@ -25,21 +25,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/auth/mfa/totp", delete(disable))
         .route("/auth/mfa/recovery-codes", post(recovery_codes))
         .route("/admin/users/{id}/mfa", delete(admin_reset))
-}
-
-/// The answer to a login's first step for a user with a second factor: no tokens.
-pub(super) fn mfa_required_response(pending: &MfaPending) -> Response {
-    let body = json!({
-        "mfa_required": true,
-        "mfa_token": pending.mfa_token,
-        "methods": MFA_METHODS,
-        "expires_in": pending.expires_in.as_secs(),
-    });
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// A code in a request: `code` (a TOTP code, or a recovery code where one is accepted)

@@ -15,6 +15,7 @@ mod limits;
 mod mfa;
 mod oauth;
 mod observe;
+mod tokens;
 mod ui;
 
 use std::net::SocketAddr;
@@ -34,11 +35,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use crate::ui_settings::UiSettings;
 pub use browser::CSRF_HEADER;
 pub use error::ApiError;
 pub use extract::{Admin, Authenticated};
 pub use observe::REQUEST_ID;
-pub use ui::UiSettings;
 
 use crate::clients::OAuthClients;
 use crate::config::{Config, TrustedProxies};

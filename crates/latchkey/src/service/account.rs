@@ -13,27 +13,10 @@ use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
 use super::mfa_login::LoginOutcome;
+use super::throttle::FailureKeys;
 use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
-use crate::ratelimit::RateDecision;
-
-/// The keys a login's failures are counted under.
-pub(super) struct FailureKeys {
-    /// This account from this client network.
-    pub(super) network: String,
-    /// This account from anywhere: the ceiling against distributed guessing.
-    account: String,
-}
-
-impl FailureKeys {
-    pub(super) fn of(email: &Email, ctx: &RequestContext) -> Self {
-        Self {
-            network: format!("login-failures:{email}:{}", ctx.network()),
-            account: format!("login-failures:{email}"),
-        }
-    }
-}
 
 /// A security event as the user (or an admin) sees it. Times are RFC 3339.
 #[derive(Debug, Clone, Serialize)]
@@ -196,68 +179,6 @@ impl AuthService {
         self.start_session(&user, AuthMethods::Password, ctx, now)
             .await
             .map(LoginOutcome::Tokens)
-    }
-
-    /// Refuse a login while the per-IP limit or the failure back-off says wait, with the
-    /// longest of their waits.
-    pub(super) async fn check_login_limits(
-        &self,
-        keys: Option<&FailureKeys>,
-        ctx: &RequestContext,
-    ) -> Result<(), AuthError> {
-        let now = clock::now();
-        let ip_key = format!("login:ip:{}", ctx.ip_bucket());
-        let mut wait = match self
-            .limiter
-            .check(&ip_key, self.policy.limits.login_per_ip)
-            .await
-        {
-            RateDecision::Allowed => None,
-            RateDecision::Limited { retry_after } => Some(retry_after),
-        };
-        if let Some(keys) = keys {
-            let limits = &self.policy.limits;
-            let from_here = self.failures.get(&keys.network).await;
-            let anywhere = self.failures.get(&keys.account).await;
-            let backoff = [
-                limits.login_failures.wait(from_here.as_ref(), now),
-                limits
-                    .login_failures_per_account
-                    .wait(anywhere.as_ref(), now),
-            ];
-            wait = wait.into_iter().chain(backoff.into_iter().flatten()).max();
-        }
-        match wait {
-            Some(retry_after) => Err(AuthError::RateLimited { retry_after }),
-            None => Ok(()),
-        }
-    }
-
-    /// Count a failed password under both keys; the account's ceiling being reached is
-    /// an event of its own.
-    pub(super) async fn count_failure(
-        &self,
-        keys: &FailureKeys,
-        ctx: &RequestContext,
-        now: Timestamp,
-    ) {
-        let limits = &self.policy.limits;
-        self.failures
-            .record(&keys.network, &limits.login_failures, now)
-            .await;
-        let anywhere = self
-            .failures
-            .record(&keys.account, &limits.login_failures_per_account, now)
-            .await;
-        if anywhere.failures == limits.login_failures_per_account.free_failures {
-            tracing::warn!(
-                failures = anywhere.failures,
-                "an account reached its ceiling of failed logins; logins to it now back off"
-            );
-            let mut event = self.event(SecurityEventKind::LoginCeilingReached, ctx, now);
-            event.detail = Some(format!("failures={}", anywhere.failures));
-            self.record(event).await;
-        }
     }
 
     /// Store a new session for `user` (checked a moment ago, with `methods`), note the

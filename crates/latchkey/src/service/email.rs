@@ -243,7 +243,7 @@ impl AuthService {
             .user_by_id(user)
             .await?
             .ok_or(AuthError::ResetTokenInvalid)?;
-        let keys = super::account::FailureKeys::of(&user.email, ctx);
+        let keys = super::throttle::FailureKeys::of(&user.email, ctx);
         self.check_login_limits(Some(&keys), ctx).await?;
         let now = clock::now();
         let six_digits = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());

@@ -12,7 +12,7 @@ use latchkey_core::store::{MfaCompletion, MfaProof, TotpConfirmation, TotpRecord
 use latchkey_core::time::Timestamp;
 use latchkey_verify::AccessClaims;
 
-use super::account::FailureKeys;
+use super::throttle::FailureKeys;
 use super::totp;
 use super::{AuthError, AuthService, RequestContext};
 use crate::clock;

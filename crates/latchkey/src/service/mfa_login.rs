@@ -9,8 +9,8 @@ use latchkey_core::model::User;
 use latchkey_core::store::{MfaChallenge, MfaCompletion};
 use latchkey_core::time::Timestamp;
 
-use super::account::FailureKeys;
 use super::mfa::SecondFactor;
+use super::throttle::FailureKeys;
 use super::totp;
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;

@@ -26,6 +26,7 @@ mod oauth;
 mod policy;
 mod refresh;
 mod sessions;
+mod throttle;
 mod tokens;
 mod totp;
 

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use latchkey::redis_link::REVOCATION_CHANNEL;
 use latchkey_core::model::SessionId;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::faults::PrivateRedis;
 use crate::helpers::*;
+
+/// The pub/sub channel revocations are announced on.
+const REVOCATION_CHANNEL: &str = "latchkey:revocations";
 use crate::replicas::eventually;
 
 /// Two servers on one SQLite file and one Redis, polling the store's log only hourly.

@@ -1,0 +1,99 @@
+//! What a successful login or refresh answers: the access token in the body, the refresh
+//! token in an `HttpOnly` cookie (browsers) or in the body (native clients), and the
+//! answer to a login's first step when a second factor is due. Shared by the password
+//! login, the refresh and the login's second step.
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::browser::set_refresh_cookie;
+use super::WebSettings;
+use crate::service::{IssuedTokens, MfaPending, MFA_METHODS};
+
+/// Where the client wants its refresh token.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RefreshDelivery {
+    /// In an `HttpOnly` cookie (browsers).
+    #[default]
+    Cookie,
+    /// In the JSON body (native clients).
+    Body,
+}
+
+impl RefreshDelivery {
+    /// The stable name, kept with a login's second step.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::Cookie => "cookie",
+            Self::Body => "body",
+        }
+    }
+
+    /// The delivery named by [`as_str`](Self::as_str); the cookie for anything else.
+    pub(super) fn from_name(name: &str) -> Self {
+        if name == "body" {
+            Self::Body
+        } else {
+            Self::Cookie
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_expires_in: Option<u64>,
+}
+
+/// The answer carrying a new pair, the refresh token delivered as the client asked.
+pub(super) fn token_response(
+    tokens: &IssuedTokens,
+    delivery: RefreshDelivery,
+    web: &WebSettings,
+) -> Response {
+    let in_body = delivery == RefreshDelivery::Body;
+    let body = TokenResponse {
+        access_token: &tokens.access_token,
+        token_type: "Bearer",
+        expires_in: tokens.expires_in.as_secs(),
+        refresh_token: in_body.then(|| tokens.refresh_token.expose()),
+        refresh_expires_in: in_body.then_some(tokens.refresh_expires_in.as_secs()),
+    };
+    let mut response = Json(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if !in_body {
+        let cookie = set_refresh_cookie(
+            web,
+            &tokens.refresh_token,
+            tokens.refresh_expires_in.as_secs(),
+        );
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The answer to a login's first step for a user with a second factor: no tokens.
+pub(super) fn mfa_required_response(pending: &MfaPending) -> Response {
+    let body = json!({
+        "mfa_required": true,
+        "mfa_token": pending.mfa_token,
+        "methods": MFA_METHODS,
+        "expires_in": pending.expires_in.as_secs(),
+    });
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
