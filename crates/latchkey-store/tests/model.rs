@@ -375,7 +375,7 @@ impl Run {
                     .revoke_session(s.id, self.at(), t(self.now + 900 * SEC), &ev)
                     .await
                     .unwrap();
-                check(revoked == !s.revoked, || {
+                check(revoked != s.revoked, || {
                     format!("logout: model live={}, store revoked={revoked}", !s.revoked)
                 })?;
                 self.sessions[session % n].revoked = true;
