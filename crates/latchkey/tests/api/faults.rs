@@ -115,7 +115,7 @@ impl PrivateRedis {
         }
     }
 
-    async fn restart(&mut self) {
+    pub async fn restart(&mut self) {
         self.stop().await;
         self.child = Self::start_on(self.port);
         assert!(

@@ -227,3 +227,47 @@ async fn a_replica_loads_a_key_rotated_elsewhere_on_its_first_unknown_kid() {
         "B accepts a token signed with a key it had not loaded"
     );
 }
+
+/// After Redis restarts, a logout on one replica still reaches the other through
+/// fan-out (the store is polled hourly, so nothing else can deliver it): both replicas
+/// resubscribe by themselves.
+#[tokio::test]
+async fn revocations_reach_other_replicas_again_after_redis_restarts() {
+    let Some(mut redis) = crate::faults::PrivateRedis::start().await else {
+        return;
+    };
+    let (_dir, path) = temp_db();
+    let url = redis.url();
+    let args = ["--redis-url", url.as_str(), "--revocation-poll", "1h"];
+    let a = spawn_app_on(&path, &args).await;
+    let b = spawn_app_on(&path, &args).await;
+    assert_eq!(
+        a.register("ola@example.com").await.status(),
+        StatusCode::CREATED
+    );
+    redis.restart().await;
+
+    let delivered = crate::replicas::eventually(std::time::Duration::from_secs(30), || async {
+        // A fresh session per attempt: a message published while B was still
+        // reconnecting is lost by design (the hourly poll would catch it).
+        let session = a.login_body("ola@example.com").await;
+        let response = a
+            .client
+            .post(a.url("/auth/logout"))
+            .bearer_auth(&session.access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        crate::replicas::eventually(std::time::Duration::from_secs(2), || async {
+            b.me(&session.access).await.status() == StatusCode::UNAUTHORIZED
+        })
+        .await
+        .is_some()
+    })
+    .await;
+    assert!(
+        delivered.is_some(),
+        "no logout reached the other replica within 30 s of Redis coming back"
+    );
+}
