@@ -80,6 +80,13 @@ const EVENT_WORDS = {
   session_revoked: "A session was signed out",
   refresh_token_reused: "A stolen sign-in was blocked",
   registered: "Account created",
+  user_registered: "Account created",
+  refresh_reuse_detected: "A stolen sign-in was blocked",
+  mfa_confirmed: "Two-step sign-in turned on",
+  mfa_disabled: "Two-step sign-in turned off",
+  mfa_reset: "Two-step sign-in reset by an administrator",
+  recovery_code_used: "A recovery code was used",
+  mfa_failed: "A wrong sign-in code was entered",
 };
 
 async function showEvents() {
@@ -98,11 +105,55 @@ async function showEvents() {
   }
 }
 
+const MFA_ON = "Two-step sign-in is on: sign-in asks for a code from your app.";
+
+function showMfaOn() {
+  document.getElementById("mfa-state").textContent = MFA_ON;
+  document.getElementById("mfa-start").hidden = true;
+}
+
+document.getElementById("mfa-start").addEventListener("click", async () => {
+  try {
+    const enrollment = await json("/auth/mfa/totp/enroll", { method: "POST" });
+    document.getElementById("mfa-qr").src =
+      `data:image/svg+xml;charset=utf-8,${encodeURIComponent(enrollment.qr_svg)}`;
+    document.getElementById("mfa-secret").textContent = enrollment.secret;
+    document.getElementById("mfa-start").hidden = true;
+    document.getElementById("mfa-enrol").hidden = false;
+    document.getElementById("mfa-code").focus();
+  } catch (error) {
+    if (error.code === "mfa_already_enabled") showMfaOn();
+    else say(explain(error), "error");
+  }
+});
+
+document.getElementById("mfa-confirm-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const code = document.getElementById("mfa-code");
+  try {
+    const { recovery_codes: codes } = await json("/auth/mfa/totp/confirm", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: code.value.trim() }),
+    });
+    const list = document.getElementById("mfa-recovery");
+    list.replaceChildren(...codes.map((text) => item([["code", text]])));
+    document.getElementById("mfa-enrol").hidden = true;
+    document.getElementById("mfa-codes").hidden = false;
+    showMfaOn();
+    say("Two-step sign-in is on.");
+    await showEvents();
+  } catch (error) {
+    say(explain(error), "error");
+  }
+});
+
 async function start() {
   const session = await auth.restore();
   if (!session) return leave("signed_out");
   document.getElementById("user-id").textContent = auth.user.sub;
   document.getElementById("user-roles").textContent = (auth.user.roles || []).join(", ");
+  if ((auth.user.amr || []).includes("otp")) showMfaOn();
   await Promise.all([showSessions(), showEvents()]);
   document.body.dataset.ready = "true";
 }

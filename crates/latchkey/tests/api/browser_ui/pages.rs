@@ -163,3 +163,61 @@ async fn revoking_a_session_from_the_account_page_signs_out_the_browser_that_own
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_step_sign_in_is_turned_on_from_the_account_page() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app(DEFAULT_COOKIE).await;
+    let base = app.address.clone();
+    app.register("tom@example.com").await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &base, "tom@example.com").await;
+    browser
+        .find(Locator::Css("#mfa-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let secret = text_of(&browser, "#mfa-secret").await;
+    let qr = browser
+        .find(Locator::Css("#mfa-qr"))
+        .await
+        .unwrap()
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(qr.starts_with("data:image/svg+xml"), "{qr}");
+    // The test's own RFC 6238 authenticator, from the key the page shows.
+    let mut app_codes = crate::mfa::authenticator::Authenticator::from_uri(&format!(
+        "otpauth://totp/x?secret={secret}"
+    ));
+    fill(&browser, "#mfa-code", &app_codes.next_code().await).await;
+    browser
+        .find(Locator::Css("#mfa-confirm-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&browser, "#status", "Two-step sign-in is on.").await;
+    let codes = browser
+        .find_all(Locator::Css("#mfa-recovery li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    screenshot(&browser, "account-two-step").await;
+    // Signing in now asks for a code.
+    let first_step = app
+        .post_json(
+            "/auth/login",
+            &serde_json::json!({"email": "tom@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let body: serde_json::Value = first_step.json().await.unwrap();
+    assert_eq!(body["mfa_required"], true, "{body}");
+    browser.close().await.unwrap();
+}

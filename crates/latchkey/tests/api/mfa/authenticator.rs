@@ -50,7 +50,7 @@ pub(super) fn base32_decode(text: &str) -> Vec<u8> {
 
 /// The secret of an `otpauth://totp/...` URI, after checking its parameters are the ones
 /// every authenticator app assumes.
-pub(super) fn secret_of(uri: &str) -> Vec<u8> {
+pub(crate) fn secret_of(uri: &str) -> Vec<u8> {
     let query = uri.split_once('?').expect("a query").1;
     let mut secret = None;
     for pair in query.split('&') {
@@ -77,20 +77,20 @@ fn now_step() -> u64 {
 /// The authenticator app: hands out codes of ever newer time steps, each one the server
 /// accepts when it arrives even if a step boundary passes on the way (the current or
 /// the next step, never the previous one); waits for the next step when both are used.
-pub(super) struct Authenticator {
+pub(crate) struct Authenticator {
     secret: Vec<u8>,
     last: Option<u64>,
 }
 
 impl Authenticator {
-    pub(super) fn from_uri(uri: &str) -> Self {
+    pub(crate) fn from_uri(uri: &str) -> Self {
         Self {
             secret: secret_of(uri),
             last: None,
         }
     }
 
-    pub(super) async fn next_code(&mut self) -> String {
+    pub(crate) async fn next_code(&mut self) -> String {
         loop {
             let now = now_step();
             let step = self.last.map_or(now, |last| (last + 1).max(now));

@@ -2,7 +2,7 @@
 //! step-up and the admin reset; `login` the second step's limits and replicas. Codes
 //! come from the test's own RFC 6238 implementation (`authenticator`).
 
-mod authenticator;
+pub(crate) mod authenticator;
 mod flow;
 mod login;
 mod reset;
