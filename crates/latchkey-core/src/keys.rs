@@ -281,6 +281,8 @@ pub struct KeyRing {
     active: SigningKey,
     verification: KeySet,
     jwks: Jwks,
+    /// The `kid` of every key that verifies, sorted.
+    kids: Vec<String>,
 }
 
 impl KeyRing {
@@ -317,14 +319,18 @@ impl KeyRing {
     fn build(active: SigningKey, others: Vec<SigningKey>) -> Result<Self, KeyError> {
         let mut verification = KeySet::new();
         let mut jwks = Jwks::default();
+        let mut kids = Vec::with_capacity(others.len() + 1);
         for key in std::iter::once(&active).chain(others.iter()) {
             jwks.keys.extend(key.public_jwk());
             verification.insert(key.verification_key()?);
+            kids.push(key.kid.clone());
         }
+        kids.sort();
         Ok(Self {
             active,
             verification,
             jwks,
+            kids,
         })
     }
 
@@ -336,6 +342,12 @@ impl KeyRing {
     /// The keys that verify tokens.
     pub fn verification_keys(&self) -> &KeySet {
         &self.verification
+    }
+
+    /// The `kid` of every key that verifies (the active one included), sorted: two rings
+    /// with the same kids accept the same tokens.
+    pub fn kids(&self) -> &[String] {
+        &self.kids
     }
 
     /// The public keys to serve at `/.well-known/jwks.json`.
@@ -420,6 +432,10 @@ mod tests {
         let ring = KeyRing::from_stored(&[old.clone(), new.clone()]).unwrap();
         assert_eq!(ring.active().kid(), new.kid);
         assert_eq!(ring.jwks().keys.len(), 2);
+        let mut kids = vec![old.kid.clone(), new.kid.clone()];
+        kids.sort();
+        assert_eq!(ring.kids(), kids.as_slice());
+        assert_eq!(old_ring.kids(), std::slice::from_ref(&old.kid));
         assert!(
             verify_access_token(&old_token, ring.verification_keys(), &validation(), NOW).is_ok()
         );

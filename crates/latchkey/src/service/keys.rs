@@ -47,12 +47,15 @@ impl AuthService {
     pub async fn reload_keys(&self) -> Result<(), AuthError> {
         let ring = load_key_ring(self.store.as_ref(), &self.policy).await?;
         if let Ok(mut current) = self.key_ring.write() {
+            let keys_changed = current.kids() != ring.kids();
             *current = Arc::new(ring);
-            // Claims cached under the old ring may carry a key that is gone: a reload
-            // (every LATCHKEY_KEY_RELOAD, or on an unknown kid) costs one signature check
-            // per live token, no more.
-            self.key_generation.fetch_add(1, Ordering::AcqRel);
-            self.verified.clear();
+            // Claims cached under the old ring may carry a key that is gone. The periodic
+            // reload (LATCHKEY_KEY_RELOAD) mostly finds the same keys: only a change
+            // costs each live token a signature check again.
+            if keys_changed {
+                self.key_generation.fetch_add(1, Ordering::AcqRel);
+                self.verified.clear();
+            }
         }
         Ok(())
     }
