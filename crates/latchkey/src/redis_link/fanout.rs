@@ -1,13 +1,8 @@
-//! Redis, for scale-out: shared rate limits, the denylist entries with their TTLs, and
-//! revocation fan-out by pub/sub so every replica learns of a logout within moments.
-//!
-//! Redis is never the truth: the store's revocation log is. If Redis is unreachable,
-//! logins and refreshes go on (rate limits fall back to each process), revocations still
-//! reach other replicas through the store poll, and after reconnecting each replica
-//! re-reads the store's log. `/readyz` then reports `redis: unavailable`.
+//! Revocation fan-out: each revocation is announced on one pub/sub channel, sealed with
+//! a MAC under a key derived from the master secret, and set as a key with the
+//! revocation's TTL; every replica's subscriber feeds what it hears into its cache.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{hkdf, hmac};
@@ -17,27 +12,15 @@ use futures::StreamExt;
 use latchkey_core::model::SessionId;
 use latchkey_core::store::Revoked;
 use latchkey_core::time::Timestamp;
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 use tokio::task::JoinHandle;
 
+use super::{RedisLink, REVOCATION_CHANNEL};
 use crate::clock;
-use crate::config::RateSpec;
-use crate::ratelimit::{LocalRateLimiter, RateDecision, RateLimiter};
 use crate::revocation::{RevocationFanout, RevocationSink};
 
-/// The pub/sub channel revocations are announced on.
-pub(crate) const REVOCATION_CHANNEL: &str = "latchkey:revocations";
-const OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long one attempt to (re)connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// At most one warning about rejected fan-out messages per this long.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// A Redis URL that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("LATCHKEY_REDIS_URL is not a valid Redis URL")]
-pub struct InvalidRedisUrl;
 
 /// The key that signs revocation fan-out messages and checks them on receipt, derived
 /// from the server's master secret: a Redis client without it can neither revoke nor
@@ -95,116 +78,7 @@ impl FanoutKey {
     }
 }
 
-/// A shared, self-healing connection to Redis.
-pub struct RedisLink {
-    client: redis::Client,
-    /// The connection once made; [`ConnectionManager`] reconnects by itself after that.
-    /// Held only to clone or store it, never across an `await`.
-    connection: RwLock<Option<ConnectionManager>>,
-    /// A connect attempt is under way (at most one at a time).
-    connecting: AtomicBool,
-    healthy: AtomicBool,
-}
-
-impl std::fmt::Debug for RedisLink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLink")
-            .field("healthy", &self.is_healthy())
-            .finish_non_exhaustive()
-    }
-}
-
 impl RedisLink {
-    /// Parse the URL and try to connect (waiting up to a second). An unreachable Redis
-    /// does not stop start-up: the link keeps trying in the background.
-    pub async fn open(url: &str) -> Result<Arc<Self>, InvalidRedisUrl> {
-        let client = redis::Client::open(url).map_err(|_| InvalidRedisUrl)?;
-        let link = Arc::new(Self {
-            client,
-            connection: RwLock::new(None),
-            connecting: AtomicBool::new(true),
-            healthy: AtomicBool::new(false),
-        });
-        link.connect().await;
-        Ok(link)
-    }
-
-    /// Whether the last operation succeeded.
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    /// The connection if there is one. If not, start one connect attempt in the
-    /// background (unless one is under way) and answer `None` at once: callers fall back
-    /// rather than wait for Redis.
-    fn connection(self: &Arc<Self>) -> Option<ConnectionManager> {
-        if let Some(connection) = self.current() {
-            return Some(connection);
-        }
-        if !self.connecting.swap(true, Ordering::AcqRel) {
-            let link = Arc::clone(self);
-            tokio::spawn(async move { link.connect().await });
-        }
-        None
-    }
-
-    fn current(&self) -> Option<ConnectionManager> {
-        self.connection.read().ok().and_then(|slot| slot.clone())
-    }
-
-    /// One connect attempt; the caller has set `connecting`, which this clears.
-    async fn connect(&self) {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(OPERATION_TIMEOUT)
-            .set_response_timeout(OPERATION_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(500);
-        let made = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await;
-        match made {
-            Ok(Ok(connection)) => {
-                if let Ok(mut slot) = self.connection.write() {
-                    *slot = Some(connection);
-                }
-            }
-            _ => self.mark(false),
-        }
-        self.connecting.store(false, Ordering::Release);
-    }
-
-    fn mark(&self, healthy: bool) {
-        let was = self.healthy.swap(healthy, Ordering::Relaxed);
-        if was && !healthy {
-            tracing::warn!("Redis unreachable: rate limits per process, revocations via the store");
-        } else if !was && healthy {
-            tracing::info!("Redis reachable");
-        }
-    }
-
-    /// Run one command with a timeout, recording health; `None` at once when there is
-    /// no connection yet.
-    pub(crate) async fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> Option<T>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let connection = self.connection()?;
-        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, op(connection)).await;
-        let ok = matches!(outcome, Ok(Ok(_)));
-        self.mark(ok);
-        outcome.ok().and_then(Result::ok)
-    }
-
-    /// Check that Redis answers.
-    pub async fn ping(self: &Arc<Self>) -> bool {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .is_some()
-    }
-
     /// Follow the revocation channel, feeding `service`'s cache with the messages whose
     /// MAC `key` accepts (the others are dropped, with a rate-limited warning); after
     /// every (re)subscription re-read the store's log so nothing published meanwhile is
@@ -352,81 +226,6 @@ impl RevocationFanout for RedisFanout {
     }
 }
 
-/// GCRA in Redis, one key per bucket, so all replicas share each limit. The time is
-/// Redis's own (`TIME`, in milliseconds), so replicas whose clocks differ still share one
-/// schedule. A script may call `TIME` since Redis 5 (effects replication: replicas and
-/// the AOF receive the `SET`, not the script). Arguments: the interval between requests
-/// and the burst period, both in milliseconds.
-const GCRA: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
-local interval = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local ahead = new_tat - now
-if ahead > period then
-  return ahead - period
-end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(ahead))
-return 0
-";
-
-/// Rate limits shared through Redis, falling back to this process's limits when Redis
-/// cannot answer (so an outage never blocks logins, and never lifts the limits).
-pub(crate) struct RedisRateLimiter {
-    link: Arc<RedisLink>,
-    script: Script,
-    fallback: LocalRateLimiter,
-}
-
-impl std::fmt::Debug for RedisRateLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisRateLimiter").finish_non_exhaustive()
-    }
-}
-
-impl RedisRateLimiter {
-    /// Limits through `link`.
-    pub(crate) fn new(link: Arc<RedisLink>) -> Self {
-        Self {
-            link,
-            script: Script::new(GCRA),
-            fallback: LocalRateLimiter::default(),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &str, spec: RateSpec) -> RateDecision {
-        let interval = spec.period.as_millis() as f64 / f64::from(spec.count);
-        let period = spec.period.as_millis() as f64;
-        let script = &self.script;
-        let redis_key = format!("latchkey:rate:{key}");
-        let key_ref = &redis_key;
-        let verdict = self
-            .link
-            .run(|mut c| async move {
-                script
-                    .key(key_ref)
-                    .arg(interval)
-                    .arg(period)
-                    .invoke_async::<f64>(&mut c)
-                    .await
-            })
-            .await;
-        match verdict {
-            Some(wait) if wait > 0.0 => RateDecision::Limited {
-                retry_after: Duration::from_millis(wait.ceil() as u64),
-            },
-            Some(_) => RateDecision::Allowed,
-            None => self.fallback.check(key, spec).await,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,46 +285,6 @@ mod tests {
             Some((Revoked::AccessToken("a#b".into()), until)),
             "a jti may hold the separator"
         );
-    }
-
-    /// A "Redis" that accepts connections and never answers; counts the connections.
-    async fn silent_redis() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                held.push(socket);
-            }
-        });
-        (url, accepted)
-    }
-
-    #[tokio::test]
-    async fn checks_fall_back_at_once_while_one_connect_is_under_way() {
-        let (url, accepted) = silent_redis().await;
-        let link = RedisLink::open(&url).await.unwrap();
-        assert!(!link.is_healthy());
-        let after_open = accepted.load(Ordering::SeqCst);
-        let limiter = RedisRateLimiter::new(Arc::clone(&link));
-        let spec = RateSpec {
-            count: 1000,
-            period: Duration::from_secs(60),
-        };
-        let checks = (0..20).map(|i| {
-            let limiter = &limiter;
-            async move { limiter.check(&format!("k{i}"), spec).await }
-        });
-        let decisions = futures::future::join_all(checks).await;
-        assert!(decisions.iter().all(|d| matches!(d, RateDecision::Allowed)));
-        // Each check answered from the local fallback without a connect of its own: at
-        // most the one background attempt (of up to two connections, with its retry)
-        // has reached the server, not one per check queued behind a lock.
-        let during = accepted.load(Ordering::SeqCst) - after_open;
-        assert!(during <= 2, "{during} connections for 20 checks");
     }
 
     #[test]
