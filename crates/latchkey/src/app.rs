@@ -12,20 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use latchkey_core::password::{HashCost, PasswordHasher};
 use latchkey_core::refresh::RefreshKeys;
 use latchkey_core::sealing::KeySealer;
 use latchkey_store::BackendSettings;
 use secrecy::ExposeSecret;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::hashing::HashPool;
@@ -35,6 +28,12 @@ use crate::ratelimit::LocalRateLimiter;
 use crate::redis_link::{FanoutKey, RedisFanout, RedisLink, RedisRateLimiter};
 use crate::service::{AuthService, Collaborators, ServicePolicy};
 use crate::{clock, service::AuthError};
+
+mod postgres_tls;
+mod serve;
+
+use postgres_tls::postgres_tls_warning;
+use serve::{serve, ConnectionLimits};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -252,63 +251,6 @@ fn key_sealer(config: &Config) -> Result<Option<KeySealer>, StartError> {
         })
 }
 
-/// `Some(warning)` when `url` reaches PostgreSQL on another host without requiring TLS
-/// (`sslmode=require`, `verify-ca` or `verify-full`, in the URL or `PGSSLMODE`): the
-/// default, `prefer`, falls back to plain text, so anyone on the path can downgrade it.
-fn postgres_tls_warning(url: &str, pgsslmode: Option<String>) -> Option<String> {
-    let rest = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))?;
-    let (authority_and_path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let authority = authority_and_path.split('/').next().unwrap_or("");
-    let hosts = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, hosts)| hosts);
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.to_ascii_lowercase())
-    };
-    let sslmode = param("sslmode").or(pgsslmode.map(|m| m.to_ascii_lowercase()));
-    if sslmode.is_some_and(|m| matches!(m.as_str(), "require" | "verify-ca" | "verify-full")) {
-        return None;
-    }
-    let host_param = param("host");
-    let mut names: Vec<&str> = hosts.split(',').map(host_of).collect();
-    if let Some(host) = host_param.as_deref() {
-        names.push(host);
-    }
-    let remote = names.iter().any(|host| {
-        let host = host.trim_matches(['[', ']']);
-        !(host.is_empty()
-            || host.starts_with('/')
-            || host.starts_with("%2f")
-            || host.starts_with("%2F")
-            || host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback()))
-    });
-    remote.then(|| {
-        "the PostgreSQL database is on another host and TLS is not required: \
-         add sslmode=verify-full (or require) to LATCHKEY_DATABASE_URL"
-            .to_owned()
-    })
-}
-
-/// The host of `host[:port]` (IPv6 literals in brackets).
-fn host_of(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        authority
-            .split_once(']')
-            .map_or(authority, |(host, _)| &host[1..])
-    } else {
-        authority.split(':').next().unwrap_or("")
-    }
-}
-
 /// A built server, bound and ready to serve.
 #[derive(Debug)]
 pub struct Application {
@@ -318,15 +260,6 @@ pub struct Application {
     state: AppState,
     tasks: Vec<JoinHandle<()>>,
     limits: ConnectionLimits,
-}
-
-/// Limits on connections, applied by [`Application::run_until`].
-#[derive(Debug, Clone, Copy)]
-struct ConnectionLimits {
-    /// Time allowed for a request head (or idle time between requests).
-    header_timeout: Duration,
-    /// Connections served at once.
-    max_connections: usize,
 }
 
 impl Application {
@@ -425,92 +358,6 @@ impl Application {
     }
 }
 
-/// The accept loop: each connection is served on its own task by hyper's HTTP/1 server
-/// with the header-read timeout, holding one of `max_connections` permits.
-async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: ConnectionLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut at_capacity = false;
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (stream, remote) = match accepted {
-            Ok(pair) => pair,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                // Out of file descriptors, most likely: wait for some to be freed.
-                tracing::error!(error = %e, "could not accept a connection");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    () = &mut shutdown => break,
-                }
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            if !at_capacity {
-                tracing::warn!(
-                    limit = limits.max_connections,
-                    "connection limit reached: refusing new connections"
-                );
-            }
-            at_capacity = true;
-            refuse_connection(&stream);
-            continue;
-        };
-        at_capacity = false;
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            router.clone().oneshot(request)
-        });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-/// Errors that concern one connection only, not the listener.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Answer a connection beyond the limit with 503 `too_many_connections` (if its send
-/// buffer takes it at once; nothing waits for the client) and close it.
-fn refuse_connection(stream: &TcpStream) {
-    const BODY: &str = r#"{"error":"the server has too many connections; retry shortly","code":"too_many_connections"}"#;
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 1\r\ncache-control: no-store\r\n\
-         connection: close\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = stream.try_write(response.as_bytes());
-}
-
 fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<JoinHandle<()>> {
     let poll = config.revocation_poll.0.max(Duration::from_millis(50));
     let reload = config.key_reload.0.max(Duration::from_secs(1));
@@ -569,38 +416,4 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
         }
     });
     vec![revocations, keys, live_sessions, purge]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::postgres_tls_warning;
-
-    #[test]
-    fn a_remote_postgres_without_required_tls_is_warned_about() {
-        for url in [
-            "postgres://u:p@db.example.com/app",
-            "postgresql://db.example.com:5432/app?sslmode=prefer",
-            "postgres://u@10.0.0.5/app?sslmode=disable",
-            "postgres://u@[2001:db8::1]:5432/app",
-            "postgres://localhost,db.example.com/app",
-            "postgres:///app?host=db.example.com",
-        ] {
-            assert!(postgres_tls_warning(url, None).is_some(), "{url}");
-        }
-        for url in [
-            "postgres://u:p@db.example.com/app?sslmode=verify-full",
-            "postgres://db.example.com/app?application_name=x&SSLMODE=require",
-            "postgres://db.example.com/app?sslmode=verify-ca",
-            "postgres://u:p@localhost/app",
-            "postgres://u:p@127.0.0.1:5432/app",
-            "postgres://[::1]/app",
-            "postgres:///app?host=/var/run/postgresql",
-            "sqlite://latchkey.db",
-        ] {
-            assert!(postgres_tls_warning(url, None).is_none(), "{url}");
-        }
-        let remote = "postgres://db.example.com/app";
-        assert!(postgres_tls_warning(remote, Some("verify-full".into())).is_none());
-        assert!(postgres_tls_warning(remote, Some("prefer".into())).is_some());
-    }
 }
