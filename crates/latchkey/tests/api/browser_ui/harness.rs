@@ -156,6 +156,23 @@ pub async fn screenshot(browser: &Client, name: &str) {
     }
 }
 
+/// Save a screenshot of one element under `$LATCHKEY_SCREENSHOTS`, in a window tall
+/// enough to hold all of it.
+pub async fn screenshot_of(browser: &Client, css: &str, name: &str) {
+    if let Ok(dir) = std::env::var("LATCHKEY_SCREENSHOTS") {
+        let (width, height) = browser.get_window_size().await.unwrap();
+        let (width, height) = (
+            u32::try_from(width).unwrap(),
+            u32::try_from(height).unwrap(),
+        );
+        browser.set_window_size(width, 2400).await.unwrap();
+        let element = browser.find(Locator::Css(css)).await.unwrap();
+        let png = element.screenshot().await.unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+        browser.set_window_size(width, height).await.unwrap();
+    }
+}
+
 /// Serve `router` on a free local port; its address.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

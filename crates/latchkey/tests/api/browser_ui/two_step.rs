@@ -8,7 +8,7 @@ use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
 use super::harness::{
-    account_ready, click, fill, screenshot, sign_in, submit_sign_in, text_of, wait_for_path,
+    account_ready, click, fill, screenshot_of, sign_in, submit_sign_in, text_of, wait_for_path,
     wait_text, Driver,
 };
 use super::pages::DEFAULT_COOKIE;
@@ -32,7 +32,8 @@ async fn shown_codes(browser: &Client) -> Vec<String> {
 /// app and the first recovery codes.
 async fn turn_on(browser: &Client) -> (Authenticator, Vec<String>) {
     click(browser, "#mfa-start").await;
-    let secret = text_of(browser, "#mfa-secret").await;
+    // The key shows once the enrolment is answered (a hidden element's text is empty).
+    let secret = text_of(browser, "#mfa-enrol:not([hidden]) #mfa-secret").await;
     let qr = browser
         .find(Locator::Css("#mfa-qr"))
         .await
@@ -50,6 +51,20 @@ async fn turn_on(browser: &Client) -> (Authenticator, Vec<String>) {
     let codes = shown_codes(browser).await;
     assert_eq!(codes.len(), 10, "{codes:?}");
     (app_codes, codes)
+}
+
+/// Sign in on the page, answering the code step with the next code of `app_codes`.
+async fn sign_in_with_a_code(
+    browser: &Client,
+    base: &str,
+    email: &str,
+    app_codes: &mut Authenticator,
+) {
+    submit_sign_in(browser, base, email, PASSWORD).await;
+    text_of(browser, "#mfa:not([hidden]) #mfa-form").await;
+    fill(browser, "#mfa-form input", &app_codes.next_code().await).await;
+    click(browser, "#mfa-form button").await;
+    account_ready(browser).await;
 }
 
 /// Whether the page shows two-step sign-in as on ("on") or off ("off").
@@ -91,7 +106,7 @@ async fn two_step_sign_in_is_turned_on_used_given_new_codes_and_turned_off_from_
 
     let (mut app_codes, first_codes) = turn_on(&browser).await;
     assert_eq!(shown_state(&browser).await, "on");
-    screenshot(&browser, "account-two-step").await;
+    screenshot_of(&browser, "#mfa-section", "account-two-step").await;
     assert!(login_asks_for_a_code(&app, email).await);
 
     // Reloaded, the page still knows it is on, though this sign-in used no code.
@@ -125,11 +140,7 @@ async fn two_step_sign_in_is_turned_on_used_given_new_codes_and_turned_off_from_
     // Signing in now asks for the code, on the page.
     click(&browser, "#signout").await;
     wait_for_path(&browser, "/?ended=logout").await;
-    submit_sign_in(&browser, &base, email, PASSWORD).await;
-    text_of(&browser, "#mfa:not([hidden]) #mfa-form").await;
-    fill(&browser, "#mfa-form input", &app_codes.next_code().await).await;
-    click(&browser, "#mfa-form button").await;
-    account_ready(&browser).await;
+    sign_in_with_a_code(&browser, &base, email, &mut app_codes).await;
     assert_eq!(shown_state(&browser).await, "on");
 
     // Turned off with a code of the new set: sign-in asks only for the password again.
@@ -203,10 +214,7 @@ async fn a_step_up_change_after_the_reauth_window_asks_to_sign_in_again() {
     )
     .await;
 
-    submit_sign_in(&browser, &base, email, PASSWORD).await;
-    fill(&browser, "#mfa-form input", &app_codes.next_code().await).await;
-    click(&browser, "#mfa-form button").await;
-    account_ready(&browser).await;
+    sign_in_with_a_code(&browser, &base, email, &mut app_codes).await;
     // Fresh from signing in, the same change goes through (the refused try spent no code).
     fill(&browser, "#mfa-new-codes-code", &codes[0]).await;
     click(&browser, "#mfa-new-codes-form button").await;
