@@ -4,8 +4,10 @@
 //!
 //! PostgreSQL is found at `LATCHKEY_TEST_POSTGRES_URL` (an admin URL, any database),
 //! else at `postgres://postgres@127.0.0.1:5432/postgres` or `postgres://root@…`. If it
-//! cannot be reached, [`TestDatabase::postgres`] panics when `CI=true` (a CI run must
-//! really exercise PostgreSQL) and otherwise prints a "skipping" line and returns `None`.
+//! cannot be reached, [`TestDatabase::postgres`] [`skip`]s: a `SKIPPED` line outside CI,
+//! a failure under `CI=true` (a CI run must really exercise PostgreSQL).
+//!
+//! [`skip`] is the one way tests of this workspace skip for a missing service.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -54,8 +56,8 @@ impl TestDatabase {
         })
     }
 
-    /// A new, empty PostgreSQL database, or `None` (after saying so on stderr) if no
-    /// server is reachable outside CI.
+    /// A new, empty PostgreSQL database, or `None` (after [`skip`]) if no server is
+    /// reachable.
     ///
     /// # Panics
     ///
@@ -102,17 +104,10 @@ impl TestDatabase {
             });
         }
         let reason = failures.join("; ");
-        if std::env::var("CI").is_ok_and(|ci| ci.eq_ignore_ascii_case("true")) {
-            panic!(
-                "PostgreSQL not reachable but CI=true requires it (set {POSTGRES_URL_ENV}): {reason}"
-            );
-        }
-        // Straight to the process's stderr, past the test harness's output capture, so
-        // the skip shows in a normal `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping: PostgreSQL not reachable (set {POSTGRES_URL_ENV}): {reason}"
-        );
+        skip(format_args!(
+            "PostgreSQL is not reachable ({reason}): start it on 127.0.0.1:5432 with trust \
+             authentication, or set {POSTGRES_URL_ENV}"
+        ));
         None
     }
 
@@ -128,6 +123,37 @@ impl TestDatabase {
             Cleanup::Postgres { .. } => Backend::Postgres,
         }
     }
+}
+
+/// Whether this run is CI's (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci.eq_ignore_ascii_case("true"))
+}
+
+/// Skip the running test because something it needs is missing: writes one line,
+/// `SKIPPED <test name>: <reason>`, straight to the process's standard error, past the
+/// test harness's output capture, so it shows in a plain `cargo test` run. `reason` says
+/// what is missing and how to provide it. The caller then returns without testing.
+///
+/// # Panics
+///
+/// Under `CI=true`, with the same line: a CI run must test everything.
+#[allow(clippy::panic)]
+pub fn skip(reason: impl std::fmt::Display) {
+    let line = skip_line(std::thread::current().name(), &reason.to_string());
+    if in_ci() {
+        panic!("{line} (CI=true: nothing may be skipped)");
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The skip line; libtest runs each test on a thread named after the test.
+fn skip_line(thread: Option<&str>, reason: &str) -> String {
+    let test = match thread {
+        Some(name) if name != "main" => name,
+        _ => "(outside a test)",
+    };
+    format!("SKIPPED {test}: {reason}")
 }
 
 impl Drop for TestDatabase {
@@ -183,7 +209,68 @@ fn with_database(url: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{skip, skip_line, with_database};
+
+    /// Set in the copy of this test binary that
+    /// [`a_skip_shows_in_a_plain_run_and_fails_under_ci`] starts.
+    const PROBE: &str = "LATCHKEY_SKIP_PROBE";
+
+    /// This test's own binary, running only this test, as a plain `cargo test` would
+    /// (output captured), in the probe role.
+    fn probe(ci: bool) -> std::process::Output {
+        let name = "testing::tests::a_skip_shows_in_a_plain_run_and_fails_under_ci";
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([name, "--exact", "--test-threads", "2"])
+            .env(PROBE, "1");
+        if ci {
+            command.env("CI", "true");
+        } else {
+            command.env_remove("CI");
+        }
+        command.output().unwrap()
+    }
+
+    #[test]
+    fn a_skip_shows_in_a_plain_run_and_fails_under_ci() {
+        if std::env::var_os(PROBE).is_some() {
+            skip("the probe's reason: install nothing");
+            return;
+        }
+        let line = "SKIPPED testing::tests::a_skip_shows_in_a_plain_run_and_fails_under_ci: \
+                    the probe's reason: install nothing";
+        let plain = probe(false);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&plain.stdout),
+            String::from_utf8_lossy(&plain.stderr),
+        );
+        assert!(plain.status.success(), "{stdout}{stderr}");
+        assert!(stdout.contains("1 passed"), "{stdout}");
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "the skip line is on stderr: {stderr}"
+        );
+        let ci = probe(true);
+        let stdout = String::from_utf8_lossy(&ci.stdout);
+        assert!(
+            !ci.status.success(),
+            "under CI=true the test fails: {stdout}"
+        );
+        assert!(stdout.contains("1 failed"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("{line} (CI=true: nothing may be skipped)")),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn the_skip_line_names_the_test() {
+        assert_eq!(
+            skip_line(Some("browser_ui::pages::sign_in"), "no chromium"),
+            "SKIPPED browser_ui::pages::sign_in: no chromium"
+        );
+        assert_eq!(skip_line(Some("main"), "x"), "SKIPPED (outside a test): x");
+    }
 
     #[test]
     fn database_is_replaced_and_query_kept() {

@@ -11,6 +11,7 @@ use latchkey::{Application, Config};
 use secrecy::ExposeSecret;
 
 mod cli;
+mod otlp;
 
 use cli::output::one_line;
 use cli::{KeysCommand, Output, SessionsCommand, UserCommand};
@@ -23,6 +24,8 @@ Logging:
   LATCHKEY_LOG    what to log, as a tracing filter (default: info,sqlx=warn);
                   e.g. LATCHKEY_LOG=debug or LATCHKEY_LOG=latchkey=debug,sqlx=info
   NO_COLOR        no colours in the log even on a terminal
+  OTEL_EXPORTER_OTLP_ENDPOINT  with the `otlp` build feature: send the spans there
+                  (OTLP/HTTP, protobuf; e.g. http://127.0.0.1:4318)
 Logs go to standard error, coloured only when it is a terminal (JSON with --log-json).
 `serve` prints one line to standard output once it listens: the address.";
 
@@ -84,7 +87,8 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     let cli = Cli::parse();
-    init_tracing(cli.config.log_json);
+    // Held until the command is done: dropping it sends the spans not yet exported.
+    let _tracing = init_tracing(cli.config.log_json)?;
     let output = Output { json: cli.json };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
@@ -137,19 +141,39 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(json: bool) {
+/// Logs to standard error; with the `otlp` feature and `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// set, the same spans (what `LATCHKEY_LOG` lets through) also go to that collector.
+fn init_tracing(json: bool) -> anyhow::Result<Option<otlp::Exporting>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     // Colour codes only for a person at a terminal, never into files or log collectors.
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let colour = std::io::stderr().is_terminal() && !no_color;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let logs = if json {
+        logs.json().boxed()
     } else {
-        builder.init();
+        logs.boxed()
+    };
+    let (spans, exporting) = match otlp::exporter()? {
+        Some((layer, exporting)) => (Some(layer), Some(exporting)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(spans)
+        .init();
+    if let Some(exporting) = &exporting {
+        tracing::info!(endpoint = %exporting.endpoint(), "exporting spans over OTLP/HTTP");
     }
+    #[cfg(not(feature = "otlp"))]
+    otlp::warn_if_asked_for();
+    Ok(exporting)
 }

@@ -1,11 +1,16 @@
-// The account page: who you are, your sessions, your password, your security activity.
-import { Latchkey } from "/sdk/latchkey.js";
+// The account page: who you are, your sessions, your password, two-step sign-in (in
+// account-mfa.js), your security activity.
+import { Latchkey, LatchkeyError } from "/sdk/latchkey.js";
+import { mfaOnFromEvents, setUpTwoStep } from "/ui/account-mfa.js";
 import { explain, say } from "/ui/page.js";
 
 const auth = new Latchkey();
+// Why we leave when the session ends: the session's own reason, unless the page ended
+// it on purpose (to sign in again for a step-up change).
+let leaving = null;
 
 function leave(reason) {
-  location.replace(`/?ended=${encodeURIComponent(reason)}`);
+  location.replace(`/?ended=${encodeURIComponent(leaving || reason)}`);
 }
 
 auth.onSessionEnd(leave);
@@ -30,7 +35,9 @@ async function json(path, init) {
   const response = await auth.fetch(path, init);
   if (response.status === 204) return null;
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error(body.error || "request failed"), body);
+  if (!response.ok) {
+    throw new LatchkeyError(body.code || "request_failed", body.error || "request failed", response.status);
+  }
   return body;
 }
 
@@ -107,49 +114,17 @@ async function showEvents() {
       ["span", where, "meta"],
     ]));
   }
+  return events;
 }
 
-const MFA_ON = "Two-step sign-in is on: sign-in asks for a code from your app.";
-
-function showMfaOn() {
-  document.getElementById("mfa-state").textContent = MFA_ON;
-  document.getElementById("mfa-start").hidden = true;
-}
-
-document.getElementById("mfa-start").addEventListener("click", async () => {
-  try {
-    const enrollment = await json("/auth/mfa/totp/enroll", { method: "POST" });
-    document.getElementById("mfa-qr").src =
-      `data:image/svg+xml;charset=utf-8,${encodeURIComponent(enrollment.qr_svg)}`;
-    document.getElementById("mfa-secret").textContent = enrollment.secret;
-    document.getElementById("mfa-start").hidden = true;
-    document.getElementById("mfa-enrol").hidden = false;
-    document.getElementById("mfa-code").focus();
-  } catch (error) {
-    if (error.code === "mfa_already_enabled") showMfaOn();
-    else say(explain(error), "error");
-  }
-});
-
-document.getElementById("mfa-confirm-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const code = document.getElementById("mfa-code");
-  try {
-    const { recovery_codes: codes } = await json("/auth/mfa/totp/confirm", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ code: code.value.trim() }),
-    });
-    const list = document.getElementById("mfa-recovery");
-    list.replaceChildren(...codes.map((text) => item([["code", text]])));
-    document.getElementById("mfa-enrol").hidden = true;
-    document.getElementById("mfa-codes").hidden = false;
-    showMfaOn();
-    say("Two-step sign-in is on.");
-    await showEvents();
-  } catch (error) {
-    say(explain(error), "error");
-  }
+const showTwoStep = setUpTwoStep({
+  json,
+  item,
+  refresh: showEvents,
+  signInAgain: () => {
+    leaving = "reauth";
+    return auth.logout();
+  },
 });
 
 async function start() {
@@ -157,8 +132,10 @@ async function start() {
   if (!session) return leave("signed_out");
   document.getElementById("user-id").textContent = auth.user.sub;
   document.getElementById("user-roles").textContent = (auth.user.roles || []).join(", ");
-  if ((auth.user.amr || []).includes("otp")) showMfaOn();
-  await Promise.all([showSessions(), showEvents()]);
+  const [, events] = await Promise.all([showSessions(), showEvents()]);
+  // Whether two-step sign-in is on: the newest such event in the activity list, else
+  // whether this sign-in used a code.
+  showTwoStep(mfaOnFromEvents(events) ?? (auth.user.amr || []).includes("otp"));
   document.body.dataset.ready = "true";
 }
 
@@ -193,7 +170,8 @@ document.getElementById("password-form").addEventListener("submit", async (event
     say("Your password is changed.");
     await Promise.all([showSessions(), showEvents()]);
   } catch (error) {
-    say(explain(error), "error");
+    const wrong = error.code === "invalid_credentials";
+    say(wrong ? "Your current password is not right." : explain(error), "error");
   }
 });
 

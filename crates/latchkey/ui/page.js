@@ -13,6 +13,7 @@ const MESSAGES = {
   account_disabled: "This account has been turned off. Contact the people who run this service.",
   mfa_code_invalid: "That code didn't work. Check your app and try again.",
   network_error: "Can't reach the server. Check your connection and try again.",
+  reauth_required: "For your safety, this change needs a recent sign-in. Sign in again, then try once more.",
 };
 
 /** A readable sentence for an error. */
@@ -38,4 +39,5 @@ export const ENDED = {
   reused: "You were signed out to protect your account. Sign in again.",
   expired: "Your session expired. Sign in again.",
   signed_out: "Sign in to continue.",
+  reauth: "Sign in again to confirm it's you. Then you're back on your account page.",
 };

@@ -5,7 +5,8 @@
 //!
 //! PostgreSQL cases each get their own fresh database (see
 //! `latchkey_store::testing::TestDatabase::postgres`); without a reachable server they
-//! skip with a message on stderr, or fail when `CI=true`.
+//! skip with a `SKIPPED` line on stderr (`latchkey_store::testing::skip`), or fail when
+//! `CI=true`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

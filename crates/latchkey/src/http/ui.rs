@@ -27,6 +27,7 @@ const STYLE: &str = include_str!("../../ui/style.css");
 const PAGE_JS: &str = include_str!("../../ui/page.js");
 const SIGNIN_JS: &str = include_str!("../../ui/signin.js");
 const ACCOUNT_JS: &str = include_str!("../../ui/account.js");
+const ACCOUNT_MFA_JS: &str = include_str!("../../ui/account-mfa.js");
 const RESET_JS: &str = include_str!("../../ui/reset.js");
 const VERIFY_JS: &str = include_str!("../../ui/verify.js");
 const LATCHKEY_JS: &str = include_str!("../../ui/sdk/latchkey.js");
@@ -61,6 +62,7 @@ pub(super) fn router(settings: &UiSettings) -> Router<AppState> {
         .route("/ui/page.js", asset(JS, PAGE_JS.to_owned()))
         .route("/ui/signin.js", asset(JS, SIGNIN_JS.to_owned()))
         .route("/ui/account.js", asset(JS, ACCOUNT_JS.to_owned()))
+        .route("/ui/account-mfa.js", asset(JS, ACCOUNT_MFA_JS.to_owned()))
         .route("/ui/reset.js", asset(JS, RESET_JS.to_owned()))
         .route("/ui/verify.js", asset(JS, VERIFY_JS.to_owned()))
 }

@@ -4,8 +4,10 @@
 
 mod example_app;
 mod harness;
+mod mail_links;
 mod pages;
 mod sdk;
+mod two_step;
 
 use reqwest::StatusCode;
 

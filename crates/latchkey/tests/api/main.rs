@@ -29,6 +29,8 @@ mod keys;
 mod mfa;
 mod oauth;
 mod observability;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod passwords;
 mod proof;
 mod redis_shared;

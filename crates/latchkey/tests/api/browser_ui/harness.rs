@@ -11,6 +11,7 @@ use axum::response::{Html, Response};
 use axum::Router;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use latchkey_store::testing::skip;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
@@ -24,16 +25,14 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Start chromedriver on a free port; `None` (with a note) when chromium is missing,
-    /// a failure under `CI=true`.
+    /// Start chromedriver on a free port; `None` after [`skip`] when chromium is missing
+    /// (a failure under `CI=true`).
     pub async fn start() -> Option<Self> {
         if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists()
         {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing: apt-get install chromium chromium-driver"
-            );
-            eprintln!("skipping: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            skip(format_args!(
+                "{CHROMIUM} or {CHROMEDRIVER} is missing: apt-get install chromium chromium-driver"
+            ));
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -157,6 +156,23 @@ pub async fn screenshot(browser: &Client, name: &str) {
     }
 }
 
+/// Save a screenshot of one element under `$LATCHKEY_SCREENSHOTS`, in a window tall
+/// enough to hold all of it.
+pub async fn screenshot_of(browser: &Client, css: &str, name: &str) {
+    if let Ok(dir) = std::env::var("LATCHKEY_SCREENSHOTS") {
+        let (width, height) = browser.get_window_size().await.unwrap();
+        let (width, height) = (
+            u32::try_from(width).unwrap(),
+            u32::try_from(height).unwrap(),
+        );
+        browser.set_window_size(width, 2400).await.unwrap();
+        let element = browser.find(Locator::Css(css)).await.unwrap();
+        let png = element.screenshot().await.unwrap();
+        std::fs::write(format!("{dir}/{name}.png"), png).unwrap();
+        browser.set_window_size(width, height).await.unwrap();
+    }
+}
+
 /// Serve `router` on a free local port; its address.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,4 +259,43 @@ pub async fn wait_text(browser: &Client, css: &str, expected: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{css}: expected {expected:?}, last saw {last:?}");
+}
+
+/// Type `text` into the field at `css` (emptied first).
+pub async fn fill(browser: &Client, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+/// Click the element at `css`.
+pub async fn click(browser: &Client, css: &str) {
+    let element = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    element.click().await.unwrap();
+}
+
+/// Fill in the sign-in form at `base` and send it (what follows depends on the account).
+pub async fn submit_sign_in(browser: &Client, base: &str, email: &str, password: &str) {
+    browser.goto(&format!("{base}/")).await.unwrap();
+    text_of(browser, "#signin-form").await;
+    fill(browser, "#signin-email", email).await;
+    fill(browser, "#signin-password", password).await;
+    click(browser, "#signin-form button").await;
+}
+
+/// Wait for the account page to have loaded (sessions and activity shown).
+pub async fn account_ready(browser: &Client) {
+    wait_for_path(browser, "/account").await;
+    text_of(browser, "body[data-ready=true] #sessions li").await;
+}
+
+/// Sign in on the page with the tests' password, to the account page.
+pub async fn sign_in(browser: &Client, base: &str, email: &str) {
+    submit_sign_in(browser, base, email, crate::helpers::PASSWORD).await;
+    account_ready(browser).await;
 }

@@ -1,36 +1,17 @@
 //! The pages in Chromium: sign up, sign in, the account page, sign out, revoking
-//! another browser's session, and the screenshots.
+//! another browser's session, and the screenshots. Two-step sign-in is in `two_step`,
+//! the links from e-mails in `mail_links`.
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 
-use super::harness::{refresh_cookie, screenshot, text_of, wait_for_path, wait_text, Driver};
+use super::harness::{
+    fill, refresh_cookie, screenshot, sign_in, text_of, wait_for_path, wait_text, Driver,
+};
 use crate::helpers::{spawn_app, PASSWORD};
 
 /// The defaults of `cargo run`: a Secure (`__Host-`) cookie, which Chromium accepts on
 /// http://127.0.0.1 because loopback is a secure context.
 pub const DEFAULT_COOKIE: &[&str] = &["--cookie-secure", "true"];
-
-async fn fill(browser: &Client, css: &str, text: &str) {
-    let field = browser.find(Locator::Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-async fn sign_in(browser: &Client, base: &str, email: &str) {
-    browser.goto(&format!("{base}/")).await.unwrap();
-    text_of(browser, "#signin-form").await;
-    fill(browser, "#signin-email", email).await;
-    fill(browser, "#signin-password", PASSWORD).await;
-    browser
-        .find(Locator::Css("#signin-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_path(browser, "/account").await;
-    text_of(browser, "body[data-ready=true] #sessions li").await;
-}
 
 #[tokio::test]
 async fn sign_up_sign_in_see_this_session_and_sign_out_with_the_defaults() {
@@ -116,7 +97,6 @@ async fn sign_up_sign_in_see_this_session_and_sign_out_with_the_defaults() {
         "This link has expired or was used already. Sign in and ask for a new one.",
     )
     .await;
-    screenshot(&browser, "verify").await;
     browser.close().await.unwrap();
 }
 
@@ -162,62 +142,4 @@ async fn revoking_a_session_from_the_account_page_signs_out_the_browser_that_own
     text_of(&a, "body[data-ready=true] #sessions li[data-current=true]").await;
     a.close().await.unwrap();
     b.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn two_step_sign_in_is_turned_on_from_the_account_page() {
-    let Some(driver) = Driver::start().await else {
-        return;
-    };
-    let app = spawn_app(DEFAULT_COOKIE).await;
-    let base = app.address.clone();
-    app.register("tom@example.com").await;
-    let browser = driver.browser().await;
-    sign_in(&browser, &base, "tom@example.com").await;
-    browser
-        .find(Locator::Css("#mfa-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let secret = text_of(&browser, "#mfa-secret").await;
-    let qr = browser
-        .find(Locator::Css("#mfa-qr"))
-        .await
-        .unwrap()
-        .attr("src")
-        .await
-        .unwrap()
-        .unwrap_or_default();
-    assert!(qr.starts_with("data:image/svg+xml"), "{qr}");
-    // The test's own RFC 6238 authenticator, from the key the page shows.
-    let mut app_codes = crate::mfa::authenticator::Authenticator::from_uri(&format!(
-        "otpauth://totp/x?secret={secret}"
-    ));
-    fill(&browser, "#mfa-code", &app_codes.next_code().await).await;
-    browser
-        .find(Locator::Css("#mfa-confirm-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_text(&browser, "#status", "Two-step sign-in is on.").await;
-    let codes = browser
-        .find_all(Locator::Css("#mfa-recovery li"))
-        .await
-        .unwrap();
-    assert_eq!(codes.len(), 10);
-    screenshot(&browser, "account-two-step").await;
-    // Signing in now asks for a code.
-    let first_step = app
-        .post_json(
-            "/auth/login",
-            &serde_json::json!({"email": "tom@example.com", "password": PASSWORD}),
-        )
-        .await;
-    let body: serde_json::Value = first_step.json().await.unwrap();
-    assert_eq!(body["mfa_required"], true, "{body}");
-    browser.close().await.unwrap();
 }

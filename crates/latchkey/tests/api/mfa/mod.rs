@@ -60,7 +60,8 @@ async fn second_step(app: &TestApp, token: &str, field: &str, code: &str) -> Res
     .await
 }
 
-fn claims(access: &str) -> Value {
+/// The claims of an access token (the payload, unverified).
+pub(crate) fn claims(access: &str) -> Value {
     let payload = access.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
