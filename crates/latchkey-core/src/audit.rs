@@ -51,11 +51,14 @@ pub enum SecurityEventKind {
     MfaFailed,
     /// An admin reset the user's second factor.
     MfaReset,
+    /// Someone registered with the address of this account (which was not changed; the
+    /// owner was mailed when registration does not tell which addresses have accounts).
+    RegistrationAttempted,
 }
 
 impl SecurityEventKind {
     /// Every kind, for round-trip checks.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 23] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -78,6 +81,7 @@ impl SecurityEventKind {
         Self::RecoveryCodesRegenerated,
         Self::MfaFailed,
         Self::MfaReset,
+        Self::RegistrationAttempted,
     ];
 
     /// The stable name.
@@ -105,6 +109,7 @@ impl SecurityEventKind {
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::MfaFailed => "mfa_failed",
             Self::MfaReset => "mfa_reset",
+            Self::RegistrationAttempted => "registration_attempted",
         }
     }
 

@@ -7,18 +7,21 @@
 //! used is decided here ([`token_usable`]) and applied by the store as a compare-and-set.
 //!
 //! Mail waiting in the outbox holds links in clear until it is sent, so its payload is
-//! sealed with AES-256-GCM under another key derived from the same secret
-//! ([`EmailKeys::seal`]) and dropped once the mail is sent or given up.
+//! sealed with AES-256-GCM ([`EmailKeys::seal`]) and dropped once the mail is sent or
+//! given up: under a key from the master secret kept outside the database when one is
+//! configured, else under one derived from the same secret as the token hashes.
 
 use std::fmt;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{Aad, RandomizedNonceKey, AES_256_GCM};
+use std::sync::Arc;
+
 use aws_lc_rs::{hkdf, hmac, rand};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::model::{Email, UserId};
+use crate::sealing::{DataSealer, DatabaseSealer, KeySealer};
 use crate::time::Timestamp;
 
 /// What a token in a link is for.
@@ -94,10 +97,10 @@ impl EmailTokenHash {
 #[error("the sealed mail payload could not be opened")]
 pub struct UnsealError;
 
-/// The keys of e-mail tokens and outbox payloads, derived from the master secret.
+/// The keys of e-mail tokens and outbox payloads.
 pub struct EmailKeys {
     hash_key: hmac::Key,
-    seal_key: RandomizedNonceKey,
+    outbox: DataSealer,
 }
 
 impl fmt::Debug for EmailKeys {
@@ -105,6 +108,9 @@ impl fmt::Debug for EmailKeys {
         f.write_str("EmailKeys(<redacted>)")
     }
 }
+
+/// The additional data of outbox payloads (none: a payload is not tied to its row).
+pub const OUTBOX_CONTEXT: &str = "";
 
 struct KeyLen;
 
@@ -125,16 +131,29 @@ fn expand(prk: &hkdf::Prk, label: &'static [u8]) -> [u8; 32] {
 }
 
 impl EmailKeys {
-    /// Derive the keys from the server's master secret (at least 32 bytes; the caller
-    /// checks that when it derives the refresh keys from the same secret).
-    pub fn from_master_secret(master: &[u8]) -> Result<Self, UnsealError> {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey email v1").extract(master);
-        let seal_key = RandomizedNonceKey::new(&AES_256_GCM, &expand(&prk, b"outbox-seal"))
-            .map_err(|_| UnsealError)?;
+    /// Derive the keys from the database's secret (at least 32 bytes; the caller
+    /// checks that when it derives the refresh keys from the same secret); payloads are
+    /// sealed under the master secret's `outbox` sealer when one is given.
+    pub fn new(
+        database_secret: &[u8],
+        outbox: Option<Arc<KeySealer>>,
+    ) -> Result<Self, UnsealError> {
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey email v1").extract(database_secret);
+        let database = DatabaseSealer::mail_outbox(database_secret).map_err(|_| UnsealError)?;
         Ok(Self {
             hash_key: hmac::Key::new(hmac::HMAC_SHA256, &expand(&prk, b"email-token-hash")),
-            seal_key,
+            outbox: DataSealer::new(database, outbox),
         })
+    }
+
+    /// The keys from the database's secret alone (payloads sealed under it).
+    pub fn from_master_secret(database_secret: &[u8]) -> Result<Self, UnsealError> {
+        Self::new(database_secret, None)
+    }
+
+    /// The payloads' sealer, to seal stored payloads again under a new key.
+    pub fn outbox(&self) -> &DataSealer {
+        &self.outbox
     }
 
     /// A fresh random token.
@@ -156,38 +175,19 @@ impl EmailKeys {
         EmailTokenHash(bytes)
     }
 
-    /// Seal an outbox payload: nonce, then ciphertext and tag.
+    /// Seal an outbox payload.
     pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
-        let mut buffer = plaintext.to_vec();
-        match self
-            .seal_key
-            .seal_in_place_append_tag(Aad::empty(), &mut buffer)
-        {
-            Ok(nonce) => {
-                let mut sealed = nonce.as_ref().to_vec();
-                sealed.extend_from_slice(&buffer);
-                sealed
-            }
-            // Sealing only fails on absurd lengths; an empty result opens to nothing.
-            Err(_) => Vec::new(),
-        }
+        // Sealing fails only if the random source does; an empty result opens to nothing.
+        self.outbox
+            .seal(OUTBOX_CONTEXT, plaintext)
+            .unwrap_or_default()
     }
 
-    /// Open a payload [`EmailKeys::seal`] made.
+    /// Open a payload [`EmailKeys::seal`] made (under either key).
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, UnsealError> {
-        const NONCE: usize = 12;
-        if sealed.len() < NONCE {
-            return Err(UnsealError);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE);
-        let nonce =
-            aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| UnsealError)?;
-        let mut buffer = ciphertext.to_vec();
-        let plain = self
-            .seal_key
-            .open_in_place(nonce, Aad::empty(), &mut buffer)
-            .map_err(|_| UnsealError)?;
-        Ok(plain.to_vec())
+        self.outbox
+            .open(OUTBOX_CONTEXT, sealed)
+            .map_err(|_| UnsealError)
     }
 }
 
@@ -271,6 +271,17 @@ mod tests {
         let other = EmailKeys::from_master_secret(&[8u8; 32]).unwrap();
         assert_ne!(reset, other.hash(&token, EmailTokenPurpose::PasswordReset));
         assert!(!format!("{token:?}").contains(token.expose()));
+    }
+
+    #[test]
+    fn payloads_sealed_under_the_master_secret_open_with_it_only() {
+        let master = crate::sealing::MasterSealers::from_secret(&[9u8; 32]).unwrap();
+        let with_master = EmailKeys::new(&[7u8; 32], Some(master.mail_outbox)).unwrap();
+        let old = keys().seal(b"old");
+        let new = with_master.seal(b"new");
+        assert_eq!(with_master.open(&old).unwrap(), b"old");
+        assert_eq!(with_master.open(&new).unwrap(), b"new");
+        assert!(keys().open(&new).is_err());
     }
 
     #[test]

@@ -158,6 +158,41 @@ pub fn recent_enough(auth_time: i64, now: Timestamp, window_seconds: i64) -> boo
     now.unix_seconds().saturating_sub(auth_time) <= window_seconds
 }
 
+/// Whether the login behind an access token is enough for the admin routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAuthentication {
+    /// Enough: a recent login with more than one factor.
+    Sufficient,
+    /// Enough unless the account has a second factor, which this login did not use
+    /// (the caller looks that up: only then is a store read needed).
+    SufficientWithoutSecondFactor,
+    /// The login is older than the maximum age, or its time is unknown (a token from
+    /// before `auth_time`): log in again.
+    LoginTooOld,
+}
+
+/// Decide whether a token whose login was at `auth_time` (Unix seconds), with
+/// `multi_factor` telling whether it used a second factor, may use the admin routes at
+/// `now`, when admin work needs a login at most `max_age_seconds` old. Refreshing keeps
+/// `auth_time`, so a refreshed token is never more recent than its login.
+pub fn admin_authentication(
+    auth_time: Option<i64>,
+    multi_factor: bool,
+    now: Timestamp,
+    max_age_seconds: i64,
+) -> AdminAuthentication {
+    match auth_time {
+        Some(at) if recent_enough(at, now, max_age_seconds) => {
+            if multi_factor {
+                AdminAuthentication::Sufficient
+            } else {
+                AdminAuthentication::SufficientWithoutSecondFactor
+            }
+        }
+        _ => AdminAuthentication::LoginTooOld,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +254,27 @@ mod tests {
         }
         assert_eq!(AuthMethods::PasswordAndOtp.amr(), ["pwd", "otp"]);
         assert_eq!(AuthMethods::Password.amr(), ["pwd"]);
+    }
+
+    #[test]
+    fn admin_work_needs_a_recent_login_and_asks_about_the_second_factor_only_without_it() {
+        use AdminAuthentication::{LoginTooOld, Sufficient, SufficientWithoutSecondFactor};
+        let table = [
+            (Some(100), true, 1000, Sufficient),
+            (Some(100), false, 1000, SufficientWithoutSecondFactor),
+            (Some(100), true, 1001, LoginTooOld),
+            (Some(100), false, 1001, LoginTooOld),
+            (None, true, 100, LoginTooOld),
+            // A login "in the future" (clock skew between replicas) is recent.
+            (Some(2000), false, 1000, SufficientWithoutSecondFactor),
+        ];
+        for (auth_time, multi_factor, now, want) in table {
+            assert_eq!(
+                admin_authentication(auth_time, multi_factor, at(now), 900),
+                want,
+                "{auth_time:?} {multi_factor} at {now}"
+            );
+        }
     }
 
     #[test]

@@ -396,6 +396,10 @@ pub trait Maintenance: Send + Sync {
 pub use crate::mfa_store::{
     MfaChallenge, MfaCompletion, MfaProof, MfaStore, RecoveryCodeHash, TotpConfirmation, TotpRecord,
 };
+pub use crate::registration_store::{
+    Registration, RegistrationOutcome, RegistrationStore, TakenAddress,
+};
+pub use crate::sealed_store::{Reseal, SealedField, SealedStore, SealedValue};
 
 /// Everything a Latchkey server needs from its store.
 pub trait Store:
@@ -407,6 +411,8 @@ pub trait Store:
     + Maintenance
     + MfaStore
     + EmailStore
+    + RegistrationStore
+    + SealedStore
 {
 }
 
@@ -419,6 +425,8 @@ impl<T> Store for T where
         + Maintenance
         + MfaStore
         + EmailStore
+        + RegistrationStore
+        + SealedStore
 {
 }
 

@@ -38,6 +38,8 @@ use crate::migrations;
 mod accounts;
 mod email;
 mod mfa;
+mod registration;
+mod sealed;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {

@@ -19,6 +19,8 @@ mod accounts;
 mod email;
 mod mfa;
 mod refresh_lane;
+mod registration;
+mod sealed;
 
 use std::str::FromStr;
 use std::time::Duration;

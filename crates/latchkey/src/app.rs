@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use latchkey_core::password::{HashCost, PasswordHasher};
 use latchkey_core::refresh::RefreshKeys;
-use latchkey_core::sealing::KeySealer;
+use latchkey_core::sealing::MasterSealers;
 use latchkey_store::BackendSettings;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
@@ -148,7 +148,7 @@ pub async fn open_admin_service(
     };
     let service = AuthService::open_for_admin(
         store,
-        ServicePolicy::from_config(config, key_sealer(config)?),
+        ServicePolicy::from_config(config, master_sealers(config)?),
         collaborators,
     )?;
     Ok(Arc::new(service))
@@ -227,13 +227,13 @@ async fn build_service_with(
             hashing,
         },
     };
-    let policy = ServicePolicy::from_config(config, key_sealer(config)?);
+    let policy = ServicePolicy::from_config(config, master_sealers(config)?);
     let service = AuthService::start(store, policy, collaborators).await?;
     Ok((Arc::new(service), redis))
 }
 
-/// The key sealer from the configured master secret, if any.
-fn key_sealer(config: &Config) -> Result<Option<KeySealer>, StartError> {
+/// The sealers from the configured master secret, if any.
+fn master_sealers(config: &Config) -> Result<Option<MasterSealers>, StartError> {
     let secret = match (&config.master_secret_file, &config.master_secret) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path).map_err(|e| StartError::MasterSecret {
@@ -244,7 +244,7 @@ fn key_sealer(config: &Config) -> Result<Option<KeySealer>, StartError> {
         (None, Some(secret)) => secret.expose_secret().trim().as_bytes().to_vec(),
         (None, None) => return Ok(None),
     };
-    KeySealer::from_secret(&secret)
+    MasterSealers::from_secret(&secret)
         .map(Some)
         .map_err(|e| StartError::MasterSecret {
             reason: e.to_string(),

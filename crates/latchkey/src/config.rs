@@ -130,6 +130,13 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_RATE_REGISTER_PER_IP", default_value = "20/1h")]
     pub rate_register_per_ip: RateSpec,
 
+    /// Whether registration tells that an address has an account (409 `email_taken`).
+    /// Off (the default): registering a taken address answers exactly as a fresh
+    /// registration (201, same body, same work) and the address's owner gets a mail
+    /// instead.
+    #[arg(long, env = "LATCHKEY_REGISTRATION_ENUMERATION", default_value_t = false, action = clap::ArgAction::Set)]
+    pub registration_enumeration: bool,
+
     /// Login attempts per client IP.
     #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_IP", default_value = "30/1m")]
     pub rate_login_per_ip: RateSpec,
@@ -250,6 +257,14 @@ pub struct Config {
     #[arg(long, env = "LATCHKEY_REAUTH_WINDOW", default_value = "10m")]
     pub reauth_window: HumanDuration,
 
+    /// How recent the login behind an access token must be for the admin routes
+    /// (`/admin/*`); an older one, or one without the account's second factor, gets 401
+    /// `reauth_required`. Refreshing does not make a login recent. The default is the
+    /// default access-token lifetime: an admin's fresh login works for its first token's
+    /// whole life, and a refreshed or leaked token stops being an admin credential then.
+    #[arg(long, env = "LATCHKEY_ADMIN_MAX_AUTH_AGE", default_value = "15m")]
+    pub admin_max_auth_age: HumanDuration,
+
     /// E-mail delivery, links and notices.
     #[command(flatten)]
     pub mail: crate::mail::MailConfig,
@@ -348,6 +363,11 @@ impl Config {
                 "LATCHKEY_MFA_ISSUER",
                 "must be a non-empty name without ':'",
             );
+        }
+        if self.admin_max_auth_age.0 < Duration::from_secs(1)
+            || self.admin_max_auth_age.0 > Duration::from_secs(24 * 3600)
+        {
+            return fail("LATCHKEY_ADMIN_MAX_AUTH_AGE", "must be between 1s and 24h");
         }
         if let Some(path) = &self.cookie_path {
             if !path.starts_with('/') || path.contains([';', ',', ' ']) || !path.is_ascii() {

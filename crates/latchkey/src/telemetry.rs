@@ -287,7 +287,7 @@ impl Metrics {
 
 /// The rule of a limiter key (`{action}:{scope}:{bucket}`), from a fixed list.
 fn rule_of(key: &str) -> &'static str {
-    const RULES: [&str; 8] = [
+    const RULES: [&str; 9] = [
         "login:ip",
         "login:account",
         "register:ip",
@@ -295,7 +295,8 @@ fn rule_of(key: &str) -> &'static str {
         "refresh:ip",
         "refresh:account",
         "logout:ip",
-        "client_auth:ip",
+        "client_auth:network",
+        "client_auth:client",
     ];
     let mut parts = key.splitn(3, ':');
     let rule = match (parts.next(), parts.next()) {
@@ -316,6 +317,10 @@ mod tests {
         assert_eq!(
             rule_of("register:account:kim@example.com"),
             "register:account"
+        );
+        assert_eq!(
+            rule_of("client_auth:client:notes:api"),
+            "client_auth:client"
         );
         assert_eq!(rule_of("anything:else:at:all"), "other");
         assert_eq!(rule_of("nocolon"), "other");

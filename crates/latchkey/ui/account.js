@@ -98,6 +98,7 @@ const EVENT_WORDS = {
   mfa_reset: "Two-step sign-in reset by an administrator",
   recovery_code_used: "A recovery code was used",
   mfa_failed: "A wrong sign-in code was entered",
+  registration_attempted: "Someone tried to create an account with your address",
 };
 
 async function showEvents() {

@@ -21,7 +21,10 @@ use super::PostgresStore;
 use crate::convert::{limit_to_db, opt_ts, ts};
 use crate::error::map_error;
 
-async fn insert_token(conn: &mut PgConnection, token: &StoredEmailToken) -> Result<(), StoreError> {
+pub(super) async fn insert_token(
+    conn: &mut PgConnection,
+    token: &StoredEmailToken,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO email_tokens (hash, user_id, purpose, email, created_at, expires_at, \
          used_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)",
@@ -40,7 +43,7 @@ async fn insert_token(conn: &mut PgConnection, token: &StoredEmailToken) -> Resu
 
 /// Queue `mail`, or with `settled` an already settled row without its payload (the
 /// stand-in written for a reset of an unknown address, so both cost one insert).
-async fn insert_mail(
+pub(super) async fn insert_mail(
     conn: &mut PgConnection,
     mail: &OutboxMail,
     settled: bool,

@@ -18,7 +18,7 @@ use super::SqliteStore;
 use crate::convert::{limit_to_db, opt_ts, ts, user_id_from_text};
 use crate::error::map_error;
 
-async fn insert_token(
+pub(super) async fn insert_token(
     conn: &mut SqliteConnection,
     token: &StoredEmailToken,
 ) -> Result<(), StoreError> {
@@ -40,7 +40,7 @@ async fn insert_token(
 
 /// Queue `mail`, or with `settled` an already settled row without its payload (the
 /// stand-in written for a reset of an unknown address, so both cost one insert).
-async fn insert_mail(
+pub(super) async fn insert_mail(
     conn: &mut SqliteConnection,
     mail: &OutboxMail,
     settled: bool,

@@ -113,4 +113,9 @@ conformance! {
     concurrent_token_uses_have_one_winner,
     verification_and_change_of_address_apply_only_while_they_fit,
     the_outbox_leases_retries_records_failures_and_survives_reopening,
+    // registration
+    a_registration_writes_the_account_or_only_what_a_taken_address_asks,
+    concurrent_registrations_of_one_address_make_one_account,
+    // sealed values
+    sealed_values_are_listed_and_replaced_only_from_what_was_read,
 }

@@ -255,6 +255,14 @@ fn every_validation_rule_refuses_its_setting_and_accepts_the_boundary() {
         (&["--mfa-issuer", ""], "LATCHKEY_MFA_ISSUER"),
         (&["--mfa-issuer", "a:b"], "LATCHKEY_MFA_ISSUER"),
         (
+            &["--admin-max-auth-age", "999ms"],
+            "LATCHKEY_ADMIN_MAX_AUTH_AGE",
+        ),
+        (
+            &["--admin-max-auth-age", "25h"],
+            "LATCHKEY_ADMIN_MAX_AUTH_AGE",
+        ),
+        (
             &["--cookie-secure", "false", "--cookie-path", "auth"],
             "LATCHKEY_COOKIE_PATH",
         ),
@@ -334,6 +342,8 @@ fn every_validation_rule_refuses_its_setting_and_accepts_the_boundary() {
         &["--reuse-grace", "0s"],
         &["--leeway", "300s"],
         &["--mfa-issuer", "Acme Corp"],
+        &["--admin-max-auth-age", "1s"],
+        &["--admin-max-auth-age", "24h"],
         &["--cookie-secure", "false", "--cookie-path", "/auth"],
         &["--cookie-secure", "true", "--cookie-path", "/"],
         &["--allowed-origins", "https://a.example:8443"],

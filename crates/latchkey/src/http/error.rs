@@ -1,6 +1,7 @@
 //! The one place where errors become HTTP responses: `{"error": "...", "code": "..."}`
 //! with a stable code. Internal failures are logged once here and never echoed.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -11,7 +12,7 @@ use latchkey_core::store::StoreError;
 use latchkey_verify::TokenError;
 use serde::Serialize;
 
-use crate::service::AuthError;
+use crate::service::{AuthError, Reauthentication};
 
 /// An error response.
 #[derive(Debug)]
@@ -20,7 +21,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<Duration>,
-    bearer_challenge: Option<&'static str>,
+    bearer_challenge: Option<Cow<'static, str>>,
 }
 
 /// The stable code of an error response, in its extensions (for the error metrics).
@@ -58,7 +59,7 @@ impl ApiError {
         challenge: Option<&'static str>,
     ) -> Self {
         Self {
-            bearer_challenge: challenge,
+            bearer_challenge: challenge.map(Cow::Borrowed),
             ..Self::new(status, code, code)
         }
     }
@@ -78,6 +79,30 @@ fn unauthorized(code: &'static str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
+/// 401 `reauth_required` with the RFC 9470 challenge: how recent the new login must be
+/// (`max_age`, seconds), and why this one is not enough.
+fn reauth_required(needed: Reauthentication) -> ApiError {
+    let (message, description) = if needed.second_factor {
+        (
+            "this needs a login with the account's second factor; log in again and retry",
+            "a login with the second factor is required",
+        )
+    } else {
+        (
+            "this needs a recent login; log in again and retry",
+            "a more recent login is required",
+        )
+    };
+    let challenge = format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{description}\", max_age=\"{}\"",
+        needed.max_age.as_secs()
+    );
+    ApiError {
+        bearer_challenge: Some(Cow::Owned(challenge)),
+        ..unauthorized("reauth_required", message)
+    }
+}
+
 impl From<TokenError> for ApiError {
     /// The stable code with a generic message: which check failed (signature, issuer,
     /// audience...) goes to the debug log, not to the caller.
@@ -90,10 +115,10 @@ impl From<TokenError> for ApiError {
             _ => "the access token is not valid",
         };
         let mut error = unauthorized(e.code(), message);
-        error.bearer_challenge = Some(match e {
+        error.bearer_challenge = Some(Cow::Borrowed(match e {
             TokenError::Missing => "Bearer",
             _ => "Bearer error=\"invalid_token\"",
-        });
+        }));
         error
     }
 }
@@ -175,9 +200,11 @@ impl From<AuthError> for ApiError {
             AuthError::MfaNotEnabled => {
                 Self::bad_request("mfa_not_enabled", "no second factor is on")
             }
-            AuthError::ReauthRequired => unauthorized(
-                "reauth_required",
-                "this needs a recent login; log in again and retry",
+            AuthError::ReauthRequired(needed) => reauth_required(needed),
+            AuthError::InvalidClient => Self::oauth(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                Some("Basic realm=\"latchkey\""),
             ),
             AuthError::RateLimited { retry_after } => Self {
                 retry_after: Some(retry_after),
@@ -239,11 +266,12 @@ impl IntoResponse for ApiError {
             let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
-        if let Some(challenge) = self.bearer_challenge {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
+        let challenge = self.bearer_challenge.and_then(|c| match c {
+            Cow::Borrowed(text) => Some(HeaderValue::from_static(text)),
+            Cow::Owned(text) => HeaderValue::try_from(text).ok(),
+        });
+        if let Some(challenge) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }
@@ -263,5 +291,30 @@ mod tests {
         );
         let error = ApiError::from(AuthError::Store(StoreError::Busy));
         assert_eq!(error.code(), "overloaded");
+    }
+
+    #[test]
+    fn reauthentication_is_asked_for_with_the_rfc_9470_challenge() {
+        for (second_factor, description) in [
+            (false, "a more recent login is required"),
+            (true, "a login with the second factor is required"),
+        ] {
+            let needed = Reauthentication {
+                max_age: Duration::from_secs(900),
+                second_factor,
+            };
+            let response = ApiError::from(AuthError::ReauthRequired(needed)).into_response();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+            let challenge = response.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap();
+            assert_eq!(
+                challenge,
+                format!(
+                    "Bearer error=\"insufficient_user_authentication\", \
+                     error_description=\"{description}\", max_age=\"900\""
+                )
+            );
+        }
     }
 }

@@ -188,7 +188,9 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The caller, authenticated and holding the `admin` role.
+/// The caller, authenticated, holding the `admin` role, with a login recent enough
+/// for admin work (and made with the account's second factor when it has one); see
+/// [`crate::service::AuthService::authorize_admin`].
 #[derive(Debug, Clone)]
 pub struct Admin(pub AccessClaims);
 
@@ -207,6 +209,7 @@ impl FromRequestParts<AppState> for Admin {
                 "this needs the admin role",
             ));
         }
+        state.service.authorize_admin(&claims).await?;
         Ok(Self(claims))
     }
 }

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::AppState;
-use crate::clients::OAuthClients;
 use crate::service::{Introspection, RequestContext, TokenHint};
 
 /// Client authentication methods both endpoints accept.
@@ -71,18 +70,11 @@ fn invalid_request() -> ApiError {
     ApiError::oauth(StatusCode::BAD_REQUEST, "invalid_request", None)
 }
 
-fn invalid_client() -> ApiError {
-    ApiError::oauth(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        Some("Basic realm=\"latchkey\""),
-    )
-}
-
-/// Parse the form and authenticate the client: one authentication method, each
-/// parameter at most once, a `token`.
-fn authenticated_form(
-    clients: &OAuthClients,
+/// Parse the form and authenticate the client (through the service, which backs off
+/// failures): one authentication method, each parameter at most once, a `token`.
+async fn authenticated_form(
+    state: &AppState,
+    ctx: &RequestContext,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<TokenForm, ApiError> {
@@ -109,16 +101,17 @@ fn authenticated_form(
     };
     let basic = headers.get(header::AUTHORIZATION);
     let posted = (field("client_id")?, field("client_secret")?);
-    let authenticated = match (basic, posted) {
+    let presented = match (basic, posted) {
         (Some(_), (Some(_), _) | (_, Some(_))) => return Err(invalid_request()),
-        (Some(value), _) => basic_credentials(value.as_bytes())
-            .is_some_and(|(id, secret)| clients.authenticate(&id, &secret)),
-        (None, (Some(id), Some(secret))) => clients.authenticate(id, secret),
-        (None, _) => false,
+        (Some(value), _) => basic_credentials(value.as_bytes()),
+        (None, (Some(id), Some(secret))) => Some((id.to_owned(), secret.to_owned())),
+        (None, _) => None,
     };
-    if !authenticated {
-        return Err(invalid_client());
-    }
+    let presented = presented.as_ref().map(|(id, s)| (id.as_str(), s.as_str()));
+    state
+        .service
+        .authenticate_client(&state.web.clients, presented, ctx)
+        .await?;
     let token = field("token")?
         .filter(|t| !t.is_empty())
         .ok_or_else(invalid_request)?;
@@ -154,11 +147,12 @@ fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
 /// RFC 7662: `{"active": false}` for anything not active, with no reason.
 async fn introspect(
     State(state): State<AppState>,
+    ctx: RequestContext,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|_| invalid_request())?;
-    let form = authenticated_form(&state.web.clients, &headers, &body)?;
+    let form = authenticated_form(&state, &ctx, &headers, &body).await?;
     let answer = match state.service.introspect(&form.token, form.hint).await? {
         Introspection::Inactive => json!({ "active": false }),
         Introspection::Access(claims) => json!({
@@ -199,7 +193,7 @@ async fn revoke(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|_| invalid_request())?;
-    let form = authenticated_form(&state.web.clients, &headers, &body)?;
+    let form = authenticated_form(&state, &ctx, &headers, &body).await?;
     state
         .service
         .revoke_token(&form.token, form.hint, &ctx)

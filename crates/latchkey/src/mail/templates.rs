@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// Which mails there are: each has `<kind>.subject.txt`, `<kind>.txt` and `<kind>.html`.
 #[cfg(test)]
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "password_reset",
     "verify_email",
     "change_email",
@@ -19,6 +19,7 @@ const KINDS: [&str; 8] = [
     "new_device",
     "refresh_reuse",
     "mfa_disabled",
+    "registration_attempted",
 ];
 
 macro_rules! builtin {
@@ -34,7 +35,7 @@ macro_rules! builtin {
     };
 }
 
-const BUILTIN: [(&str, [&str; 3]); 8] = [
+const BUILTIN: [(&str, [&str; 3]); 9] = [
     builtin!("password_reset"),
     builtin!("verify_email"),
     builtin!("change_email"),
@@ -43,6 +44,7 @@ const BUILTIN: [(&str, [&str; 3]); 8] = [
     builtin!("new_device"),
     builtin!("refresh_reuse"),
     builtin!("mfa_disabled"),
+    builtin!("registration_attempted"),
 ];
 
 const PARTS: [&str; 3] = ["subject.txt", "txt", "html"];

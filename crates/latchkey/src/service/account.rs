@@ -1,13 +1,12 @@
-//! The account's own use cases: register, log in (with the failure back-off and device
-//! tracking), change the password, and read one's own security events.
+//! The account's own use cases: log in (with the failure back-off and device tracking),
+//! change the password, and read one's own security events (registering is in
+//! `registration`).
 
 use latchkey_core::audit::{SecurityEvent, SecurityEventKind};
 use latchkey_core::device::{is_new_device, Device};
 use latchkey_core::mfa::AuthMethods;
-use latchkey_core::model::{Email, InvalidInput, Password, Role, Session, SessionId, User, UserId};
-use latchkey_core::store::{
-    CreateSessionOutcome, NewSession, PasswordChange, StoreError, UserUpdateOutcome,
-};
+use latchkey_core::model::{Email, InvalidInput, Password, Session, SessionId, User, UserId};
+use latchkey_core::store::{CreateSessionOutcome, NewSession, PasswordChange, UserUpdateOutcome};
 use latchkey_core::time::Timestamp;
 use latchkey_verify::AccessClaims;
 use serde::Serialize;
@@ -59,69 +58,6 @@ impl From<SecurityEvent> for EventView {
 }
 
 impl AuthService {
-    /// Create an account with the `user` role.
-    pub async fn register(
-        &self,
-        email: &str,
-        password: String,
-        ctx: &RequestContext,
-    ) -> Result<User, AuthError> {
-        self.limit_ip("register", ctx, self.policy.limits.register_per_ip)
-            .await?;
-        let email = Email::parse(email)?;
-        // A password made of the account's own words is weak for this account.
-        let password = Password::parse_with_context(password, &[email.as_str()])?;
-        self.limit(
-            format!("register:account:{email}"),
-            self.policy.limits.register_per_ip,
-        )
-        .await?;
-        let user = self
-            .create_user(email, password, vec![Role::user()], ctx)
-            .await?;
-        // The account exists; a verification mail that could not be queued can be asked
-        // for again (`/auth/verify-email/resend`).
-        if let Err(e) = self.send_verification(&user).await {
-            tracing::error!(error = %e, "mail: could not queue the verification mail");
-        }
-        Ok(user)
-    }
-
-    /// Create an account with the given roles (for the CLI and admins).
-    pub async fn create_user(
-        &self,
-        email: Email,
-        password: Password,
-        roles: Vec<Role>,
-        ctx: &RequestContext,
-    ) -> Result<User, AuthError> {
-        let _lane = self.hashing.lane();
-        if self.store.user_by_email(&email).await?.is_some() {
-            return Err(AuthError::EmailTaken);
-        }
-        let password_hash = self
-            .hashing
-            .run(move |hasher, memory| hasher.hash(&password, memory))
-            .await??;
-        let now = clock::now();
-        let user = User {
-            id: UserId::generate(),
-            email,
-            password_hash,
-            roles,
-            created_at: now,
-            disabled_at: None,
-        };
-        self.store.insert_user(&user).await.map_err(|e| match e {
-            StoreError::EmailTaken => AuthError::EmailTaken,
-            other => AuthError::Store(other),
-        })?;
-        let mut event = self.event(SecurityEventKind::UserRegistered, ctx, now);
-        event.user_id = Some(user.id);
-        self.record(event).await;
-        Ok(user)
-    }
-
     /// Check credentials and start a session, or, for a user with a second factor,
     /// answer with the login's second step (`refresh_delivery` is kept for it).
     ///

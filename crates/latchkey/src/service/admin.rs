@@ -5,11 +5,13 @@
 
 use latchkey_core::accounts::{plan_access_change, AccessChange};
 use latchkey_core::audit::SecurityEventKind;
+use latchkey_core::mfa::{admin_authentication, AdminAuthentication};
 use latchkey_core::model::{Email, User, UserId};
 use latchkey_core::store::{UserAccess, UserDeletion, UserUpdate, UserUpdateOutcome};
+use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
-use super::{AuthError, AuthService, EventView, RequestContext, SessionView};
+use super::{AuthError, AuthService, EventView, Reauthentication, RequestContext, SessionView};
 use crate::clock;
 
 /// A user as an admin sees it. Times are RFC 3339.
@@ -59,6 +61,38 @@ fn parse_user_id(id: &str) -> Result<UserId, AuthError> {
 }
 
 impl AuthService {
+    /// Refuse admin work (the caller holds the `admin` role) unless the token's login is
+    /// at most `LATCHKEY_ADMIN_MAX_AUTH_AGE` old and, when the account has a second
+    /// factor, used it: an admin's token that leaked to a resource service, or one
+    /// refreshed for hours from a stolen refresh token, is not an admin credential.
+    pub async fn authorize_admin(&self, claims: &AccessClaims) -> Result<(), AuthError> {
+        let max_age = self.policy.admin_max_auth_age;
+        let max_age_seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let refused = |second_factor| {
+            Err(AuthError::ReauthRequired(Reauthentication {
+                max_age,
+                second_factor,
+            }))
+        };
+        let decision = admin_authentication(
+            claims.auth_time,
+            claims.is_multi_factor(),
+            clock::now(),
+            max_age_seconds,
+        );
+        match decision {
+            AdminAuthentication::Sufficient => Ok(()),
+            AdminAuthentication::LoginTooOld => refused(false),
+            AdminAuthentication::SufficientWithoutSecondFactor => {
+                let (user, _) = super::sessions::caller(claims)?;
+                match self.active_totp(user).await? {
+                    Some(_) => refused(true),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
     /// Up to `limit` users ordered by e-mail address, after `after`.
     pub async fn list_users(&self, after: Option<&str>, limit: u32) -> Result<UserPage, AuthError> {
         let after = after.map(Email::parse).transpose()?;

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use latchkey_core::keys::{KeyRing, SigningKey};
 use latchkey_core::refresh::RefreshKeys;
+use latchkey_core::sealing::{DataSealer, DatabaseSealer};
 use latchkey_core::store::Store;
 use latchkey_verify::Validation;
 use tokio::sync::Mutex;
@@ -37,10 +38,13 @@ impl AuthService {
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let throwaway = SigningKey::hs256_from_secret(&RefreshKeys::generate_master_secret())?;
         // Admin commands never enrol or check a second factor: a throwaway key here too.
-        let mfa_sealer =
-            super::totp::SecretSealer::from_master_secret(&RefreshKeys::generate_master_secret())?;
+        let mfa_sealer = DataSealer::new(
+            DatabaseSealer::totp(&RefreshKeys::generate_master_secret())
+                .map_err(AuthError::Sealing)?,
+            None,
+        );
         // Nor do they send mail.
-        let email = super::email::EmailKit::new(&RefreshKeys::generate_master_secret())?;
+        let email = super::email::EmailKit::new(&RefreshKeys::generate_master_secret(), None)?;
         let ring = KeyRing::with_active(throwaway, &[])?;
         let validation = Validation::new(
             policy.issuer.clone(),

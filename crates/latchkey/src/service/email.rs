@@ -10,6 +10,7 @@ use latchkey_core::email::{
     token_usable, EmailKeys, EmailToken, EmailTokenPurpose, StoredEmailToken,
 };
 use latchkey_core::model::{Email, Password, User, UserId};
+use latchkey_core::sealing::KeySealer;
 use latchkey_core::store::{
     EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, NewEmailToken, OutboxMail,
     PasswordResetRequest,
@@ -75,9 +76,13 @@ pub(crate) struct EmailKit {
 }
 
 impl EmailKit {
-    /// Keys derived from the server's master secret.
-    pub(super) fn new(master: &[u8]) -> Result<Self, AuthError> {
-        let keys = EmailKeys::from_master_secret(master)
+    /// Token keys derived from the database's secret; payloads sealed under the master
+    /// secret's `outbox` sealer when one is configured.
+    pub(super) fn new(
+        database_secret: &[u8],
+        outbox: Option<Arc<KeySealer>>,
+    ) -> Result<Self, AuthError> {
+        let keys = EmailKeys::new(database_secret, outbox)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         Ok(Self {
             keys: Arc::new(keys),
@@ -171,19 +176,22 @@ impl AuthService {
         Ok(self.store.email_verified_at(user).await?.is_some())
     }
 
-    /// Send `user` a verification link (at registration and on request).
-    pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
-        let now = clock::now();
+    /// A verification link for `user` and the mail that carries it.
+    pub(super) fn verification(&self, user: &User, now: Timestamp) -> NewEmailToken {
         let (token, stored) =
             self.new_email_token(user.id, EmailTokenPurpose::VerifyEmail, &user.email, now);
         let vars = json!({ "link": self.link("verify", &token) });
         let mail = self.outbox_mail("verify_email", &user.email, vars, now);
-        self.store
-            .issue_email_token(&NewEmailToken {
-                token: stored,
-                mail,
-            })
-            .await?;
+        NewEmailToken {
+            token: stored,
+            mail,
+        }
+    }
+
+    /// Send `user` a verification link (on request).
+    pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
+        let new = self.verification(user, clock::now());
+        self.store.issue_email_token(&new).await?;
         self.email.mail_queued();
         Ok(())
     }

@@ -74,10 +74,13 @@ pub enum AuthError {
     /// A second factor is on and the request carries no code.
     #[error("a second-factor code is required")]
     MfaCodeMissing,
-    /// A sensitive change with an access token from a login older than the
-    /// re-authentication window (or from before `auth_time` was issued).
+    /// A sensitive change or admin work with an access token whose login is too old
+    /// (or from before `auth_time` was issued), or lacks the account's second factor.
     #[error("log in again to do this")]
-    ReauthRequired,
+    ReauthRequired(Reauthentication),
+    /// Missing or wrong OAuth client credentials (introspection, revocation).
+    #[error("client authentication failed")]
+    InvalidClient,
     /// Too many requests, or too many failed logins.
     #[error("too many requests")]
     RateLimited {
@@ -90,13 +93,23 @@ pub enum AuthError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The signing keys are sealed and do not open with the configured master secret
+    /// Stored secrets are sealed and do not open with the configured master secret
     /// (or none is configured): the server cannot start.
     #[error(transparent)]
     Sealing(latchkey_core::sealing::SealError),
     /// Key material or another internal invariant failed.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What a new login must bring for a refused request (RFC 9470 step-up): it is at
+/// most `max_age` old, and used the account's second factor if `second_factor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reauthentication {
+    /// The oldest a login may be.
+    pub max_age: Duration,
+    /// The refusal is for a login without the account's second factor.
+    pub second_factor: bool,
 }
 
 impl From<KeyError> for AuthError {

@@ -180,7 +180,7 @@ fn sealed(
     policy: &ServicePolicy,
     mut key: StoredSigningKey,
 ) -> Result<StoredSigningKey, AuthError> {
-    if let Some(sealer) = &policy.key_sealer {
+    if let Some(sealer) = policy.key_sealer() {
         key.private_key = sealer
             .seal(&key.kid, &key.private_key)
             .map_err(seal_error)?;
@@ -199,7 +199,7 @@ async fn seal_unsealed_keys(
     policy: &ServicePolicy,
     keys: &[StoredSigningKey],
 ) -> Result<(), AuthError> {
-    let Some(sealer) = &policy.key_sealer else {
+    let Some(sealer) = policy.key_sealer() else {
         if keys.iter().all(|k| !KeySealer::is_sealed(&k.private_key)) {
             tracing::warn!(
                 "private signing keys are stored unsealed in the database; set \
@@ -234,13 +234,11 @@ pub(super) async fn load_key_ring(
         .await?
         .into_iter()
         .map(|mut key| {
-            key.private_key =
-                KeySealer::open(policy.key_sealer.as_deref(), &key.kid, &key.private_key).map_err(
-                    |e| match e {
-                        SealError::SecretMissing | SealError::WrongSecret => AuthError::Sealing(e),
-                        other => seal_error(other),
-                    },
-                )?;
+            key.private_key = KeySealer::open(policy.key_sealer(), &key.kid, &key.private_key)
+                .map_err(|e| match e {
+                    SealError::SecretMissing | SealError::WrongSecret => AuthError::Sealing(e),
+                    other => seal_error(other),
+                })?;
             Ok(key)
         })
         .collect::<Result<Vec<_>, AuthError>>()?;

@@ -14,7 +14,7 @@ use latchkey_verify::AccessClaims;
 
 use super::throttle::FailureKeys;
 use super::totp;
-use super::{AuthError, AuthService, RequestContext};
+use super::{AuthError, AuthService, Reauthentication, RequestContext};
 use crate::clock;
 
 /// A code the user presents.
@@ -53,7 +53,7 @@ impl AuthService {
             return Err(AuthError::MfaAlreadyEnabled);
         }
         let secret = totp::new_secret()?;
-        let sealed = self.mfa_sealer.seal(user.id, &secret)?;
+        let sealed = totp::seal_secret(&self.mfa_sealer, user.id, &secret)?;
         let totp = totp::totp(secret, &self.policy.mfa_issuer, user.email.as_str())?;
         let otpauth_uri = totp.get_url();
         let enrollment = TotpEnrollment {
@@ -196,7 +196,10 @@ impl AuthService {
         let window = i64::try_from(self.policy.reauth_window.as_secs()).unwrap_or(i64::MAX);
         match claims.auth_time {
             Some(at) if recent_enough(at, clock::now(), window) => Ok(()),
-            _ => Err(AuthError::ReauthRequired),
+            _ => Err(AuthError::ReauthRequired(Reauthentication {
+                max_age: self.policy.reauth_window,
+                second_factor: false,
+            })),
         }
     }
 
@@ -227,7 +230,7 @@ impl AuthService {
     ) -> Result<Option<MfaProof>, AuthError> {
         Ok(match factor {
             SecondFactor::Totp(code) => {
-                let secret = self.mfa_sealer.open(user.id, &record.sealed_secret)?;
+                let secret = totp::open_secret(&self.mfa_sealer, user.id, &record.sealed_secret)?;
                 let totp = totp::totp(secret, &self.policy.mfa_issuer, user.email.as_str())?;
                 totp::matching_step(&totp, code.trim(), now).map(MfaProof::TotpStep)
             }

@@ -1,7 +1,9 @@
 //! The use cases, free of HTTP: one module per group, all methods of [`AuthService`].
 //!
-//! - `account`: register, log in (with the failure back-off and device tracking),
-//!   change password, the caller's own security events;
+//! - `account`: log in (with the failure back-off and device tracking), change
+//!   password, the caller's own security events;
+//! - `registration`: register (without telling which addresses have accounts, unless
+//!   configured to), and accounts made by the CLI and admins;
 //! - `sessions`: the caller's sessions, revoking one or all, logout;
 //! - `refresh`: refresh-token rotation;
 //! - `tokens`: signing and checking access tokens;
@@ -15,6 +17,7 @@
 
 mod account;
 mod admin;
+mod at_rest;
 mod cli;
 mod email;
 mod error;
@@ -25,6 +28,7 @@ mod notices;
 mod oauth;
 mod policy;
 mod refresh;
+mod registration;
 mod sessions;
 mod throttle;
 mod tokens;
@@ -40,6 +44,7 @@ use latchkey_core::device::network_of;
 use latchkey_core::keys::KeyRing;
 use latchkey_core::model::SessionId;
 use latchkey_core::refresh::{RefreshKeys, RefreshToken};
+use latchkey_core::sealing::{DataSealer, DatabaseSealer};
 use latchkey_core::store::{RevocationEntry, Store};
 use latchkey_core::time::Timestamp;
 use latchkey_verify::Validation;
@@ -48,7 +53,7 @@ use tokio::sync::Mutex;
 pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use email::EmailPolicy;
-pub use error::AuthError;
+pub use error::{AuthError, Reauthentication};
 pub use mfa::{SecondFactor, TotpEnrollment};
 pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
 pub use notices::Notices;
@@ -141,7 +146,7 @@ pub struct AuthService {
     fanout: Option<Arc<dyn RevocationFanout>>,
     hashing: HashPool,
     /// Seals TOTP secrets for storage.
-    mfa_sealer: totp::SecretSealer,
+    mfa_sealer: DataSealer,
     email: email::EmailKit,
     metrics: Arc<Metrics>,
 }
@@ -171,8 +176,12 @@ impl AuthService {
             .await?;
         let refresh_keys = RefreshKeys::from_master_secret(&master)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        let mfa_sealer = totp::SecretSealer::from_master_secret(&master)?;
-        let email = email::EmailKit::new(&master)?;
+        let master_sealers = policy.master_sealers.as_ref();
+        let mfa_sealer = DataSealer::new(
+            DatabaseSealer::totp(&master).map_err(AuthError::Sealing)?,
+            master_sealers.map(|m| m.totp_secrets.clone()),
+        );
+        let email = email::EmailKit::new(&master, master_sealers.map(|m| m.mail_outbox.clone()))?;
         keys::ensure_signing_key(store.as_ref(), &policy, now).await?;
         let ring = keys::load_key_ring(store.as_ref(), &policy).await?;
         // Tokens living longer than this server issues are refused, whatever they say.
@@ -201,6 +210,7 @@ impl AuthService {
             email,
             policy,
         };
+        service.seal_at_rest().await?;
         service.sync_revocations().await?;
         Ok(service)
     }

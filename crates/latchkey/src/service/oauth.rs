@@ -10,6 +10,7 @@ use latchkey_core::rotation::{decide, RotationDecision};
 use latchkey_verify::AccessClaims;
 
 use super::{AuthError, AuthService, RequestContext};
+use crate::clients::OAuthClients;
 use crate::clock;
 
 /// Which kind of token the client says it sends (`token_type_hint`); a wrong hint is
@@ -43,6 +44,54 @@ pub enum Introspection {
 }
 
 impl AuthService {
+    /// Authenticate the OAuth client calling introspection or revocation with the
+    /// `(client_id, client_secret)` it presented. Failures back off like failed logins
+    /// (the same settings): per client network whatever the client id, and per client id
+    /// from every network together (the account ceiling). While either says wait, the
+    /// answer is 429 `rate_limited` before the secret is looked at, so guessing gains
+    /// nothing; a wrong id or secret counts under both keys. Missing credentials guess
+    /// nothing and are not counted.
+    pub async fn authenticate_client(
+        &self,
+        clients: &OAuthClients,
+        presented: Option<(&str, &str)>,
+        ctx: &RequestContext,
+    ) -> Result<(), AuthError> {
+        let Some((id, secret)) = presented else {
+            return Err(AuthError::InvalidClient);
+        };
+        let limits = &self.policy.limits;
+        let counted = [
+            (
+                format!("client_auth:network:{}", ctx.network()),
+                &limits.login_failures,
+            ),
+            (
+                format!("client_auth:client:{id}"),
+                &limits.login_failures_per_account,
+            ),
+        ];
+        let now = clock::now();
+        let mut wait = None;
+        for (key, policy) in &counted {
+            let record = self.failures.get(key).await;
+            if let Some(this) = policy.wait(record.as_ref(), now) {
+                self.metrics.rate_limited(key);
+                wait = wait.max(Some(this));
+            }
+        }
+        if let Some(retry_after) = wait {
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        if clients.authenticate(id, secret) {
+            return Ok(());
+        }
+        for (key, policy) in &counted {
+            self.failures.record(key, policy, now).await;
+        }
+        Err(AuthError::InvalidClient)
+    }
+
     /// Whether `token` is active now, and what it says if it is. An access token is
     /// checked exactly as a protected route checks it (signature, claims, revocations);
     /// a refresh token is active while a refresh with it would rotate (its session is

@@ -1,12 +1,11 @@
 //! [`ServicePolicy`]: the lifetimes, identities and limits the use cases work with,
 //! taken from the config once at start-up.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use latchkey_core::lockout::BackoffPolicy;
 use latchkey_core::rotation::RotationPolicy;
-use latchkey_core::sealing::KeySealer;
+use latchkey_core::sealing::{KeySealer, MasterSealers};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, RateSpec};
@@ -32,12 +31,18 @@ pub struct ServicePolicy {
     pub limits: RateLimits,
     /// How many verified access tokens to remember (0: verify every time).
     pub verified_token_cache: usize,
-    /// Seals private signing keys at rest, when a master secret is configured.
-    pub key_sealer: Option<Arc<KeySealer>>,
+    /// Seal private signing keys, TOTP secrets and queued mail at rest, when a master
+    /// secret is configured.
+    pub master_sealers: Option<MasterSealers>,
     /// The issuer shown by authenticator apps for TOTP.
     pub mfa_issuer: String,
     /// How recent a login must be for sensitive changes (step-up).
     pub reauth_window: Duration,
+    /// How recent a login must be for admin work.
+    pub admin_max_auth_age: Duration,
+    /// Whether registering a taken address answers 409 `email_taken` (else as a fresh
+    /// registration, with a notice to the address).
+    pub registration_enumeration: bool,
     /// E-mail: links, token lifetimes, limits, notices.
     pub email: super::EmailPolicy,
 }
@@ -58,11 +63,13 @@ impl std::fmt::Debug for ServicePolicy {
             .field("limits", &self.limits)
             .field("verified_token_cache", &self.verified_token_cache)
             .field(
-                "key_sealer",
-                &self.key_sealer.as_ref().map(|_| "<configured>"),
+                "master_sealers",
+                &self.master_sealers.as_ref().map(|_| "<configured>"),
             )
             .field("mfa_issuer", &self.mfa_issuer)
             .field("reauth_window", &self.reauth_window)
+            .field("admin_max_auth_age", &self.admin_max_auth_age)
+            .field("registration_enumeration", &self.registration_enumeration)
             .field("email", &self.email)
             .finish()
     }
@@ -89,9 +96,9 @@ pub struct RateLimits {
 }
 
 impl ServicePolicy {
-    /// The policy the config describes, with the key sealer made from the master secret
+    /// The policy the config describes, with the sealers made from the master secret
     /// the caller read (see [`crate::config::Config::master_secret_file`]).
-    pub fn from_config(config: &Config, key_sealer: Option<KeySealer>) -> Self {
+    pub fn from_config(config: &Config, master_sealers: Option<MasterSealers>) -> Self {
         let login_failures = BackoffPolicy {
             free_failures: config.login_free_failures,
             base: Duration::from_secs(1),
@@ -114,9 +121,11 @@ impl ServicePolicy {
                 .as_ref()
                 .map(|s| s.expose_secret().as_bytes().to_vec()),
             verified_token_cache: config.verified_token_cache,
-            key_sealer: key_sealer.map(Arc::new),
+            master_sealers,
             mfa_issuer: config.mfa_issuer.clone(),
             reauth_window: config.reauth_window.0,
+            admin_max_auth_age: config.admin_max_auth_age.0,
+            registration_enumeration: config.registration_enumeration,
             email: super::EmailPolicy::from_config(config),
             limits: RateLimits {
                 register_per_ip: config.rate_register_per_ip,
@@ -131,6 +140,11 @@ impl ServicePolicy {
                 logout_per_ip: config.rate_logout_per_ip,
             },
         }
+    }
+
+    /// The signing keys' sealer, when a master secret is configured.
+    pub(crate) fn key_sealer(&self) -> Option<&KeySealer> {
+        self.master_sealers.as_ref().map(|m| &*m.signing_keys)
     }
 
     /// How long after a revocation access tokens issued before it can still be presented.

@@ -1,10 +1,9 @@
 //! The second factor's cryptography: TOTP codes (RFC 6238 through the `totp-rs` crate),
-//! sealing TOTP secrets for storage (AES-256-GCM through aws-lc-rs, with a key derived
-//! from the server's master secret), QR codes (the `qrcode` crate), recovery codes and
+//! sealing TOTP secrets for storage (AES-256-GCM, [`DataSealer`]: under the master
+//! secret's key when configured), QR codes (the `qrcode` crate), recovery codes and
 //! `mfa_token`s. The rules (window, replay, formats) are in [`latchkey_core::mfa`].
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use aws_lc_rs::{constant_time, digest, hkdf, rand};
+use aws_lc_rs::{constant_time, digest, rand};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use latchkey_core::mfa::{
@@ -12,6 +11,7 @@ use latchkey_core::mfa::{
     TOTP_STEP_SECONDS,
 };
 use latchkey_core::model::UserId;
+use latchkey_core::sealing::DataSealer;
 use latchkey_core::store::RecoveryCodeHash;
 use latchkey_core::time::Timestamp;
 use totp_rs::{Algorithm, TOTP};
@@ -21,84 +21,33 @@ use super::AuthError;
 /// Bytes of a TOTP secret: 160 bits, as RFC 4226 recommends.
 const SECRET_BYTES: usize = 20;
 
-/// The HKDF label of the sealing key; distinct from every other key the master secret
-/// yields.
-const SEAL_KEY_INFO: &[u8] = b"latchkey totp secret seal v1";
-
 fn random<const N: usize>() -> Result<[u8; N], AuthError> {
     let mut bytes = [0u8; N];
     rand::fill(&mut bytes).map_err(|_| AuthError::Internal("random source failed".into()))?;
     Ok(bytes)
 }
 
-/// Seals and opens TOTP secrets. The user id is the associated data, so a sealed
-/// secret copied to another user's row does not open.
-pub(super) struct SecretSealer {
-    key: LessSafeKey,
+/// `secret` of `user` sealed for storage (the user id is the additional data, so a
+/// sealed secret copied to another user's row does not open).
+pub(super) fn seal_secret(
+    sealer: &DataSealer,
+    user: UserId,
+    secret: &[u8],
+) -> Result<Vec<u8>, AuthError> {
+    sealer
+        .seal(&user.to_string(), secret)
+        .map_err(|_| AuthError::Internal("sealing failed".into()))
 }
 
-impl std::fmt::Debug for SecretSealer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretSealer(<redacted>)")
-    }
-}
-
-struct AesKeyLen;
-
-impl hkdf::KeyType for AesKeyLen {
-    fn len(&self) -> usize {
-        AES_256_GCM.key_len()
-    }
-}
-
-impl SecretSealer {
-    /// The sealer whose key HKDF-SHA256 derives from `master` under its own label.
-    pub(super) fn from_master_secret(master: &[u8]) -> Result<Self, AuthError> {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"latchkey mfa v1").extract(master);
-        let mut key = [0u8; 32];
-        prk.expand(&[SEAL_KEY_INFO], AesKeyLen)
-            .and_then(|okm| okm.fill(&mut key))
-            .map_err(|_| AuthError::Internal("sealing key derivation failed".into()))?;
-        let key = UnboundKey::new(&AES_256_GCM, &key)
-            .map_err(|_| AuthError::Internal("sealing key rejected".into()))?;
-        Ok(Self {
-            key: LessSafeKey::new(key),
-        })
-    }
-
-    /// `nonce || ciphertext || tag`, with a fresh random nonce.
-    pub(super) fn seal(&self, user: UserId, secret: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let nonce = random::<NONCE_LEN>()?;
-        let mut sealed = secret.to_vec();
-        let aad = user.to_string();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad.as_bytes()),
-                &mut sealed,
-            )
-            .map_err(|_| AuthError::Internal("sealing failed".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(out)
-    }
-
-    /// The secret `seal` sealed for `user`.
-    pub(super) fn open(&self, user: UserId, sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
-        let bad = || AuthError::Internal("a stored TOTP secret does not open".into());
-        if sealed.len() < NONCE_LEN {
-            return Err(bad());
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
-        let aad = user.to_string();
-        let mut buffer = ciphertext.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut buffer)
-            .map_err(|_| bad())?;
-        Ok(plain.to_vec())
-    }
+/// The TOTP secret `seal_secret` sealed for `user`.
+pub(super) fn open_secret(
+    sealer: &DataSealer,
+    user: UserId,
+    sealed: &[u8],
+) -> Result<Vec<u8>, AuthError> {
+    sealer
+        .open(&user.to_string(), sealed)
+        .map_err(|_| AuthError::Internal("a stored TOTP secret does not open".into()))
 }
 
 /// A fresh TOTP secret.
@@ -178,20 +127,6 @@ pub(super) fn mfa_token_hash(token: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_sealed_secret_opens_only_for_its_user() {
-        let sealer = SecretSealer::from_master_secret(&[7u8; 32]).unwrap();
-        let (alice, bob) = (UserId::generate(), UserId::generate());
-        let sealed = sealer.seal(alice, b"0123456789abcdefghij").unwrap();
-        assert_eq!(
-            sealer.open(alice, &sealed).unwrap(),
-            b"0123456789abcdefghij"
-        );
-        assert!(sealer.open(bob, &sealed).is_err());
-        let other = SecretSealer::from_master_secret(&[8u8; 32]).unwrap();
-        assert!(other.open(alice, &sealed).is_err());
-    }
 
     #[test]
     fn codes_match_within_one_step_either_side_only() {

@@ -12,6 +12,7 @@ mod helpers;
 mod mail_sink;
 
 mod accounts;
+mod admin_reauth;
 mod admin_users;
 mod browser;
 mod browser_ui;
@@ -28,12 +29,14 @@ mod key_revocation;
 mod keys;
 mod mfa;
 mod oauth;
+mod oauth_backoff;
 mod observability;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod passwords;
 mod proof;
 mod redis_shared;
+mod registration;
 mod replicas;
 mod rotation;
 mod sealing;

@@ -9,18 +9,23 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const CLIENT: &str = "notes-api";
-const SECRET: &str = "s3cret-of-notes-api-0123";
+pub(crate) const CLIENT: &str = "notes-api";
+pub(crate) const SECRET: &str = "s3cret-of-notes-api-0123";
+
+pub(crate) const OTHER: (&str, &str) = ("other", "0123456789abcdef0123");
 
 async fn app() -> TestApp {
-    spawn_app(&[
-        "--clients",
-        &format!("{CLIENT}:{SECRET},other:0123456789abcdef0123"),
-    ])
-    .await
+    app_with(&[]).await
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
+pub(crate) async fn app_with(extra: &[&str]) -> TestApp {
+    let clients = format!("{CLIENT}:{SECRET},{}:{}", OTHER.0, OTHER.1);
+    let mut args = vec!["--clients", &clients];
+    args.extend_from_slice(extra);
+    spawn_app(&args).await
+}
+
+pub(crate) fn form(fields: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(fields).unwrap()
 }
 
@@ -212,7 +217,8 @@ async fn a_refresh_token_is_active_only_while_it_is_the_newest_of_a_live_session
 
 #[tokio::test]
 async fn bad_client_credentials_are_refused_with_a_basic_challenge() {
-    let app = app().await;
+    // Six failures from one address: more free ones than that, for this test.
+    let app = app_with(&["--login-free-failures", "10"]).await;
     let tokens = app.user_with_session("di@example.com").await;
     let body = form(&[("token", &tokens.access)]);
     for path in ["/oauth/introspect", "/oauth/revoke"] {

@@ -6,7 +6,9 @@ mod email;
 mod keys;
 mod maintenance;
 mod mfa;
+mod registration;
 mod revocations;
+mod sealed;
 mod sessions;
 mod users;
 
@@ -16,6 +18,8 @@ pub(crate) use email::*;
 pub(crate) use keys::*;
 pub(crate) use maintenance::*;
 pub(crate) use mfa::*;
+pub(crate) use registration::*;
 pub(crate) use revocations::*;
+pub(crate) use sealed::*;
 pub(crate) use sessions::*;
 pub(crate) use users::*;

@@ -90,6 +90,11 @@ impl Authenticator {
         }
     }
 
+    /// The secret, as the app holds it.
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
     pub(crate) async fn next_code(&mut self) -> String {
         loop {
             let now = now_step();

@@ -40,7 +40,7 @@ async fn first_step(app: &TestApp, email: &str, delivery: Option<&str>) -> Respo
 }
 
 /// The first step for a user with a second factor: the `mfa_token`, and no tokens.
-async fn mfa_token(app: &TestApp, email: &str) -> String {
+pub(crate) async fn mfa_token(app: &TestApp, email: &str) -> String {
     let response = first_step(app, email, Some("body")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(header::SET_COOKIE).is_none());
@@ -52,7 +52,7 @@ async fn mfa_token(app: &TestApp, email: &str) -> String {
     body["mfa_token"].as_str().unwrap().to_owned()
 }
 
-async fn second_step(app: &TestApp, token: &str, field: &str, code: &str) -> Response {
+pub(crate) async fn second_step(app: &TestApp, token: &str, field: &str, code: &str) -> Response {
     app.post_json(
         "/auth/login/mfa",
         &json!({ "mfa_token": token, field: code }),
@@ -69,6 +69,13 @@ pub(crate) fn claims(access: &str) -> Value {
 /// Register, log in, enrol and confirm: the user's session, authenticator and codes.
 async fn user_with_totp(app: &TestApp, email: &str) -> (Tokens, Authenticator, Vec<String>) {
     let tokens = app.user_with_session(email).await;
+    let (app_codes, codes) = enrol_totp(app, &tokens).await;
+    (tokens, app_codes, codes)
+}
+
+/// Enrol and confirm an authenticator with the session of `tokens`: the authenticator
+/// and the recovery codes.
+pub(crate) async fn enrol_totp(app: &TestApp, tokens: &Tokens) -> (Authenticator, Vec<String>) {
     let response = send(
         app,
         reqwest::Method::POST,
@@ -93,7 +100,7 @@ async fn user_with_totp(app: &TestApp, email: &str) -> (Tokens, Authenticator, V
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     let codes: Vec<String> = serde_json::from_value(body["recovery_codes"].clone()).unwrap();
-    (tokens, app_codes, codes)
+    (app_codes, codes)
 }
 
 async fn event_kinds(app: &TestApp, access: &str) -> Vec<String> {
