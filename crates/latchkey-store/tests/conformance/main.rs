@@ -112,4 +112,10 @@ conformance! {
     concurrent_token_uses_have_one_winner,
     verification_and_change_of_address_apply_only_while_they_fit,
     the_outbox_leases_retries_records_failures_and_survives_reopening,
+    // webhooks and the audit log's pages
+    events_queue_one_message_per_endpoint_with_the_event,
+    webhook_claims_lease_retry_fail_and_survive_reopening,
+    concurrent_webhook_claims_have_one_winner,
+    removing_an_endpoint_gives_up_its_queued_messages,
+    logged_events_page_in_time_order_with_addresses,
 }

@@ -37,3 +37,4 @@ mod rotation;
 mod sealing;
 mod services;
 mod tokens;
+mod webhooks;

@@ -9,6 +9,7 @@ mod mfa;
 mod revocations;
 mod sessions;
 mod users;
+mod webhooks;
 
 pub(crate) use accounts::*;
 pub(crate) use audit::*;
@@ -19,3 +20,4 @@ pub(crate) use mfa::*;
 pub(crate) use revocations::*;
 pub(crate) use sessions::*;
 pub(crate) use users::*;
+pub(crate) use webhooks::*;
