@@ -435,7 +435,7 @@ impl SessionStore for PostgresStore {
             tx.rollback().await.map_err(map_error)?;
             return Ok(false);
         }
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         append_revocation(&mut tx, KIND_SESSION, &id.to_string(), access_tokens_until).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)

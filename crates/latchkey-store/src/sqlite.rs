@@ -445,7 +445,7 @@ impl SessionStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
