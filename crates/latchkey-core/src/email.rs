@@ -1,5 +1,5 @@
 //! E-mail tokens and the outbox: the single-use tokens sent in links (password reset,
-//! address verification) and the rules of sending mail with retries.
+//! address verification), and the sealing of queued mail (retries follow [`crate::retry`]).
 //!
 //! Like refresh tokens, an e-mail token is 256 random bits that the store knows only by
 //! a keyed hash (HMAC-SHA256 under a key derived from the server's master secret), so a
@@ -12,7 +12,6 @@
 //! configured, else under one derived from the same secret as the token hashes.
 
 use std::fmt;
-use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -220,30 +219,6 @@ pub fn token_usable(
     stored.is_some_and(|t| t.purpose == purpose && t.used_at.is_none() && now < t.expires_at)
 }
 
-/// How often and how patiently the outbox retries a mail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The wait after the first failure; it doubles after each further one.
-    pub base: Duration,
-    /// The longest wait.
-    pub cap: Duration,
-}
-
-/// When to try a mail again after its `attempts`-th failed attempt, or `None` to give up.
-pub fn next_attempt(attempts: u32, now: Timestamp, policy: &RetryPolicy) -> Option<Timestamp> {
-    if attempts >= policy.max_attempts {
-        return None;
-    }
-    let doublings = attempts.saturating_sub(1).min(30);
-    let wait = policy
-        .base
-        .checked_mul(1u32 << doublings)
-        .map_or(policy.cap, |w| w.min(policy.cap));
-    Some(now.plus(wait))
-}
-
 #[allow(clippy::panic)]
 fn fill_random(bytes: &mut [u8]) {
     if rand::fill(bytes).is_err() {
@@ -253,6 +228,8 @@ fn fill_random(bytes: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn keys() -> EmailKeys {
@@ -326,20 +303,5 @@ mod tests {
             ..stored
         };
         assert!(!token_usable(Some(&used), reset, now));
-    }
-
-    #[test]
-    fn retries_back_off_doubling_up_to_the_cap_then_give_up() {
-        let now = Timestamp::from_unix_millis(0);
-        let policy = RetryPolicy {
-            max_attempts: 4,
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(3),
-        };
-        let wait = |n| next_attempt(n, now, &policy).map(|t| t.duration_since(now));
-        assert_eq!(wait(1), Some(Duration::from_secs(1)));
-        assert_eq!(wait(2), Some(Duration::from_secs(2)));
-        assert_eq!(wait(3), Some(Duration::from_secs(3)));
-        assert_eq!(wait(4), None);
     }
 }

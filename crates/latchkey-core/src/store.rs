@@ -361,7 +361,8 @@ pub trait KeyStore: Send + Sync {
 /// The audit log of security events.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Append an event.
+    /// Append an event, and queue its webhook message for every endpoint (see
+    /// [`WebhookStore`]) in the same transaction when it is one that is sent.
     async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
     /// The newest `limit` events, newest first, optionally only those of one user.
     async fn recent_events(
@@ -369,6 +370,35 @@ pub trait AuditLog: Send + Sync {
         user: Option<UserId>,
         limit: u32,
     ) -> Result<Vec<SecurityEvent>, StoreError>;
+    /// A page of the log in `(at, id)` order, with each event's id and its account's
+    /// current address, optionally only of one user: with `after`, the first `limit`
+    /// entries after that position; without, the last `limit` entries.
+    async fn logged_events(
+        &self,
+        user: Option<UserId>,
+        after: Option<EventPosition>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, StoreError>;
+}
+
+/// A position in the audit log: entries are ordered by time, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventPosition {
+    /// The event's time.
+    pub at: Timestamp,
+    /// The event's id (unique; not in commit order on PostgreSQL).
+    pub id: i64,
+}
+
+/// An event as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    /// Where it is in the log.
+    pub position: EventPosition,
+    /// The event.
+    pub event: SecurityEvent,
+    /// The current address of its account, if it has one that still exists.
+    pub email: Option<Email>,
 }
 
 /// Housekeeping and health.
@@ -400,6 +430,7 @@ pub use crate::registration_store::{
     Registration, RegistrationOutcome, RegistrationStore, TakenAddress,
 };
 pub use crate::sealed_store::{Reseal, SealedField, SealedStore, SealedValue};
+pub use crate::webhook_store::{QueuedWebhook, WebhookDelivery, WebhookStore};
 
 /// Everything a Latchkey server needs from its store.
 pub trait Store:
@@ -413,6 +444,7 @@ pub trait Store:
     + EmailStore
     + RegistrationStore
     + SealedStore
+    + WebhookStore
 {
 }
 
@@ -427,6 +459,7 @@ impl<T> Store for T where
         + EmailStore
         + RegistrationStore
         + SealedStore
+        + WebhookStore
 {
 }
 
@@ -455,10 +488,10 @@ pub struct QueuedMail {
     pub attempts: u32,
 }
 
-/// How an attempt to send a queued mail ended.
+/// How an attempt to deliver what an outbox holds (a mail, a webhook message) ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MailAttempt {
-    /// Delivered to the mail server; the payload is dropped.
+pub enum DeliveryAttempt {
+    /// Delivered (to the mail server, to the webhook receiver); the payload is dropped.
     Sent,
     /// Failed; try again at `at`.
     Retry {
@@ -582,7 +615,7 @@ pub trait EmailStore: Send + Sync {
     async fn settle_mail(
         &self,
         id: i64,
-        attempt: &MailAttempt,
+        attempt: &DeliveryAttempt,
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// Mails that were given up, newest first (for operators and tests).

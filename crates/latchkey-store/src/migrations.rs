@@ -66,6 +66,11 @@ pub(crate) static SQLITE: EmbeddedMigrations = EmbeddedMigrations(&[
         description: "email",
         sql: include_str!("../migrations/sqlite/0007_email.sql"),
     },
+    EmbeddedMigration {
+        version: 8,
+        description: "webhooks",
+        sql: include_str!("../migrations/sqlite/0008_webhooks.sql"),
+    },
 ]);
 
 /// The PostgreSQL schema.
@@ -99,6 +104,11 @@ pub(crate) static POSTGRES: EmbeddedMigrations = EmbeddedMigrations(&[
         version: 6,
         description: "email",
         sql: include_str!("../migrations/postgres/0006_email.sql"),
+    },
+    EmbeddedMigration {
+        version: 7,
+        description: "webhooks",
+        sql: include_str!("../migrations/postgres/0007_webhooks.sql"),
     },
 ]);
 

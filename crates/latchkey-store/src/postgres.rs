@@ -18,12 +18,13 @@ use latchkey_core::model::{
 };
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, CreateSessionOutcome, KeyStore, Maintenance, NewSession, PasswordChange,
-    RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails, SessionRevocation,
-    SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore, UserUpdate,
-    UserUpdateOutcome,
+    AuditLog, CreateSessionOutcome, EventPosition, KeyStore, LoggedEvent, Maintenance, NewSession,
+    PasswordChange, RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails,
+    SessionRevocation, SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore,
+    UserUpdate, UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
+use latchkey_core::webhook::webhook_type;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Decode, PgConnection, Postgres, Row, Type};
 use uuid::Uuid;
@@ -37,9 +38,13 @@ use crate::migrations;
 
 mod accounts;
 mod email;
+mod events;
 mod mfa;
 mod registration;
 mod sealed;
+mod webhooks;
+
+use events::insert_event;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {
@@ -181,29 +186,6 @@ const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at, disable
 const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
 const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
-
-/// Insert `event` using `executor` (the pool, or a transaction).
-async fn insert_event<'e, E>(executor: E, event: &SecurityEvent) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = Postgres>,
-{
-    sqlx::query(
-        "INSERT INTO security_events \
-         (at, kind, user_id, session_id, client_ip, user_agent, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.at.unix_millis())
-    .bind(event.kind.as_str())
-    .bind(event.user_id.map(|id| id.as_uuid()))
-    .bind(event.session_id.map(|id| id.as_uuid()))
-    .bind(event.client_ip.as_deref())
-    .bind(event.user_agent.as_deref())
-    .bind(event.detail.as_deref())
-    .execute(executor)
-    .await
-    .map_err(map_error)?;
-    Ok(())
-}
 
 /// Append to the revocation log inside the caller's transaction.
 ///
@@ -455,7 +437,7 @@ impl SessionStore for PostgresStore {
             tx.rollback().await.map_err(map_error)?;
             return Ok(false);
         }
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         append_revocation(&mut tx, KIND_SESSION, &id.to_string(), access_tokens_until).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
@@ -637,7 +619,14 @@ impl KeyStore for PostgresStore {
 #[async_trait]
 impl AuditLog for PostgresStore {
     async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError> {
-        insert_event(&self.pool, event).await
+        if webhook_type(event).is_none() {
+            let mut conn = self.pool.acquire().await.map_err(map_error)?;
+            return insert_event(&mut conn, event).await;
+        }
+        // With its webhook messages: one transaction.
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn recent_events(
@@ -668,6 +657,15 @@ impl AuditLog for PostgresStore {
         }
         .map_err(map_error)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn logged_events(
+        &self,
+        user: Option<UserId>,
+        after: Option<EventPosition>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.logged_events_query(user, after, limit).await
     }
 }
 

@@ -17,10 +17,12 @@
 
 mod accounts;
 mod email;
+mod events;
 mod mfa;
 mod refresh_lane;
 mod registration;
 mod sealed;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,12 +32,13 @@ use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, CreateSessionOutcome, KeyStore, Maintenance, NewSession, PasswordChange,
-    RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails, SessionRevocation,
-    SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore, UserUpdate,
-    UserUpdateOutcome,
+    AuditLog, CreateSessionOutcome, EventPosition, KeyStore, LoggedEvent, Maintenance, NewSession,
+    PasswordChange, RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails,
+    SessionRevocation, SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore,
+    UserUpdate, UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
+use latchkey_core::webhook::webhook_type;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous as DriverSynchronous,
@@ -49,6 +52,7 @@ use crate::convert::{
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
+use events::insert_event;
 use refresh_lane::RefreshLane;
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
@@ -299,29 +303,6 @@ const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revok
 const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
 
-/// Insert `event` using `executor` (the writer, or a transaction on it).
-async fn insert_event<'e, E>(executor: E, event: &SecurityEvent) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO security_events \
-         (at, kind, user_id, session_id, client_ip, user_agent, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.at.unix_millis())
-    .bind(event.kind.as_str())
-    .bind(event.user_id.map(|id| id.to_string()))
-    .bind(event.session_id.map(|id| id.to_string()))
-    .bind(event.client_ip.as_deref())
-    .bind(event.user_agent.as_deref())
-    .bind(event.detail.as_deref())
-    .execute(executor)
-    .await
-    .map_err(map_error)?;
-    Ok(())
-}
-
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
@@ -466,7 +447,7 @@ impl SessionStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -664,7 +645,14 @@ impl KeyStore for SqliteStore {
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError> {
-        insert_event(&self.writer, event).await
+        if webhook_type(event).is_none() {
+            let mut conn = self.writer.acquire().await.map_err(map_error)?;
+            return insert_event(&mut conn, event).await;
+        }
+        // With its webhook messages: one transaction.
+        let mut tx = self.begin_immediate().await?;
+        insert_event(&mut tx, event).await?;
+        tx.commit().await.map_err(map_error)
     }
 
     async fn recent_events(
@@ -695,6 +683,15 @@ impl AuditLog for SqliteStore {
         }
         .map_err(map_error)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn logged_events(
+        &self,
+        user: Option<UserId>,
+        after: Option<EventPosition>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.logged_events_query(user, after, limit).await
     }
 }
 

@@ -74,6 +74,9 @@ pub enum StartError {
     /// Mail delivery could not be set up.
     #[error("mail: {0}")]
     Mail(#[from] crate::mail::MailSetupError),
+    /// Webhook delivery could not be set up.
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookSetupError),
     /// Argon2 parameters.
     #[error("password hasher: {0}")]
     Hasher(#[from] latchkey_core::password::PasswordError),
@@ -298,8 +301,17 @@ impl Application {
             service.email_keys(),
             service.mail_wake(),
         )?;
+        let webhooks = crate::webhooks::WebhookWorker::start(
+            &config.webhooks,
+            service.store().clone(),
+            service.metrics().clone(),
+        )
+        .await?;
         let mut tasks = spawn_background_tasks(service.clone(), &config);
         tasks.push(tokio::spawn(outbox.run()));
+        if let Some(webhooks) = webhooks {
+            tasks.push(tokio::spawn(webhooks.run()));
+        }
         if let Some((link, key)) = redis {
             tasks.push(link.spawn_subscriber(service, key));
         }

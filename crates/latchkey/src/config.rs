@@ -269,6 +269,10 @@ pub struct Config {
     #[command(flatten)]
     pub mail: crate::mail::MailConfig,
 
+    /// Webhooks for security events (`LATCHKEY_WEBHOOK_*`).
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookConfig,
+
     /// Log as JSON lines instead of text.
     #[arg(long, env = "LATCHKEY_LOG_JSON", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_json: bool,
@@ -441,6 +445,7 @@ impl Config {
             );
         }
         self.mail.validate()?;
+        self.webhooks.validate()?;
         if self.hash_queue == 0 {
             return fail("LATCHKEY_HASH_QUEUE", "must be at least 1");
         }

@@ -13,6 +13,7 @@ mod hashing;
 pub mod http;
 mod login_failures;
 pub mod mail;
+mod outbox;
 mod ratelimit;
 mod redis_link;
 mod revocation;
@@ -20,6 +21,7 @@ pub mod service;
 mod telemetry;
 mod token_cache;
 mod ui_settings;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Config;

@@ -14,7 +14,7 @@ mod cli;
 mod otlp;
 
 use cli::output::one_line;
-use cli::{KeysCommand, Output, SessionsCommand, UserCommand};
+use cli::{EventsCommand, KeysCommand, Output, SessionsCommand, UserCommand, WebhooksCommand};
 
 /// Shown after the options in `--help`.
 const AFTER_HELP: &str = "\
@@ -65,6 +65,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Read the audit log of security events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Test the webhook endpoints and see undelivered messages.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
 }
 
 #[tokio::main]
@@ -103,6 +113,8 @@ async fn run() -> anyhow::Result<()> {
         Command::User { command } => cli::user(command, &cli.config, output).await,
         Command::Sessions { command } => cli::sessions(command, &cli.config, output).await,
         Command::Keys { command } => cli::keys(command, &cli.config, output).await,
+        Command::Events { command } => cli::events(command, &cli.config, output).await,
+        Command::Webhooks { command } => cli::webhooks(command, &cli.config, output).await,
     }
 }
 

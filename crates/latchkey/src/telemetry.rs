@@ -103,6 +103,7 @@ pub struct Metrics {
     token_cache: Family<Outcome, Counter>,
     revocations: Family<Kind, Counter>,
     rate_limited: Family<Rule, Counter>,
+    webhook_deliveries: Family<Outcome, Counter>,
     hash_queue: Gauge,
     redis_healthy: Gauge,
     live_sessions: Gauge,
@@ -128,6 +129,7 @@ impl Metrics {
             token_cache: Family::default(),
             revocations: Family::default(),
             rate_limited: Family::default(),
+            webhook_deliveries: Family::default(),
             hash_queue: Gauge::default(),
             redis_healthy: Gauge::default(),
             live_sessions: Gauge::default(),
@@ -177,6 +179,11 @@ impl Metrics {
             "rate_limited",
             "Requests refused by a rate limit, by rule",
             metrics.rate_limited.clone(),
+        );
+        r.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, failed)",
+            metrics.webhook_deliveries.clone(),
         );
         r.register(
             "password_hash_queue_depth",
@@ -260,6 +267,14 @@ impl Metrics {
     pub fn rate_limited(&self, key: &str) {
         self.rate_limited
             .get_or_create(&Rule { rule: rule_of(key) })
+            .inc();
+    }
+
+    /// A webhook delivery attempt ended this way: `delivered`, `retry` (it will be tried
+    /// again) or `failed` (given up).
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&Outcome { outcome })
             .inc();
     }
 

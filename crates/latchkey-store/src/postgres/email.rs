@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use latchkey_core::email::{EmailTokenHash, EmailTokenPurpose, StoredEmailToken};
 use latchkey_core::model::{Email, UserId};
 use latchkey_core::store::{
-    EmailStore, EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, MailAttempt, NewEmailToken,
+    DeliveryAttempt, EmailStore, EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, NewEmailToken,
     OutboxMail, PasswordResetRequest, QueuedMail, StoreError,
 };
 use latchkey_core::time::Timestamp;
@@ -284,25 +284,25 @@ impl EmailStore for PostgresStore {
     async fn settle_mail(
         &self,
         id: i64,
-        attempt: &MailAttempt,
+        attempt: &DeliveryAttempt,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let now = now.unix_millis();
         let query = match attempt {
-            MailAttempt::Sent => sqlx::query(
+            DeliveryAttempt::Sent => sqlx::query(
                 "UPDATE mail_outbox SET sent_at = $1, payload = NULL, attempts = attempts + 1, \
                  last_error = NULL WHERE id = $2",
             )
             .bind(now)
             .bind(id),
-            MailAttempt::Retry { at, error } => sqlx::query(
+            DeliveryAttempt::Retry { at, error } => sqlx::query(
                 "UPDATE mail_outbox SET next_attempt_at = $1, last_error = $2, \
                  attempts = attempts + 1 WHERE id = $3",
             )
             .bind(at.unix_millis())
             .bind(error.as_str())
             .bind(id),
-            MailAttempt::GiveUp { error } => sqlx::query(
+            DeliveryAttempt::GiveUp { error } => sqlx::query(
                 "UPDATE mail_outbox SET failed_at = $1, last_error = $2, payload = NULL, \
                  attempts = attempts + 1 WHERE id = $3",
             )

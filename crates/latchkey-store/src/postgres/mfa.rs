@@ -135,7 +135,7 @@ impl MfaStore for PostgresStore {
         .rows_affected()
             == 1;
         if stored {
-            insert_event(&mut *tx, event).await?;
+            insert_event(&mut tx, event).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(stored)
@@ -162,7 +162,7 @@ impl MfaStore for PostgresStore {
             return Ok(false);
         }
         insert_codes(&mut tx, user, &confirmation.recovery_codes).await?;
-        insert_event(&mut *tx, &confirmation.event).await?;
+        insert_event(&mut tx, &confirmation.event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -186,7 +186,7 @@ impl MfaStore for PostgresStore {
             return Ok(MfaCompletion::ProofRefused);
         }
         insert_codes(&mut tx, user, codes).await?;
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)
     }
@@ -242,7 +242,7 @@ impl MfaStore for PostgresStore {
                 .await
                 .map_err(map_error)?;
         }
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)
     }
@@ -273,7 +273,7 @@ impl MfaStore for PostgresStore {
             return Ok(MfaCompletion::ProofRefused);
         }
         if let Some(event) = event {
-            insert_event(&mut *tx, event).await?;
+            insert_event(&mut tx, event).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)

@@ -39,7 +39,7 @@ impl RegistrationStore for PostgresStore {
         .map_err(map_error)?
         .rows_affected();
         if inserted == 1 {
-            insert_event(&mut *tx, &registration.registered).await?;
+            insert_event(&mut tx, &registration.registered).await?;
             insert_token(&mut tx, &registration.verification.token).await?;
             insert_mail(&mut tx, &registration.verification.mail, false).await?;
             tx.commit().await.map_err(map_error)?;
@@ -75,7 +75,7 @@ impl RegistrationStore for PostgresStore {
                 detail: notified.then(|| TakenAddress::NOTICE_QUEUED.to_owned()),
                 ..taken.event.clone()
             };
-            insert_event(&mut *tx, &event).await?;
+            insert_event(&mut tx, &event).await?;
             if notified {
                 insert_mail(&mut tx, &taken.notice, false).await?;
             }

@@ -267,7 +267,7 @@ pub(super) async fn revoke_sessions_of(
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
-        insert_event(&mut **tx, &event_for_session(revocation, session)).await?;
+        insert_event(tx, &event_for_session(revocation, session)).await?;
         revoked.push(session);
     }
     Ok(revoked)

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use latchkey_core::email::{EmailTokenHash, EmailTokenPurpose, StoredEmailToken};
 use latchkey_core::model::{Email, UserId};
 use latchkey_core::store::{
-    EmailStore, EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, MailAttempt, NewEmailToken,
+    DeliveryAttempt, EmailStore, EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, NewEmailToken,
     OutboxMail, PasswordResetRequest, QueuedMail, StoreError,
 };
 use latchkey_core::time::Timestamp;
@@ -289,25 +289,25 @@ impl EmailStore for SqliteStore {
     async fn settle_mail(
         &self,
         id: i64,
-        attempt: &MailAttempt,
+        attempt: &DeliveryAttempt,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let now = now.unix_millis();
         let query = match attempt {
-            MailAttempt::Sent => sqlx::query(
+            DeliveryAttempt::Sent => sqlx::query(
                 "UPDATE mail_outbox SET sent_at = ?, payload = NULL, attempts = attempts + 1, \
                  last_error = NULL WHERE id = ?",
             )
             .bind(now)
             .bind(id),
-            MailAttempt::Retry { at, error } => sqlx::query(
+            DeliveryAttempt::Retry { at, error } => sqlx::query(
                 "UPDATE mail_outbox SET next_attempt_at = ?, last_error = ?, \
                  attempts = attempts + 1 WHERE id = ?",
             )
             .bind(at.unix_millis())
             .bind(error.as_str())
             .bind(id),
-            MailAttempt::GiveUp { error } => sqlx::query(
+            DeliveryAttempt::GiveUp { error } => sqlx::query(
                 "UPDATE mail_outbox SET failed_at = ?, last_error = ?, payload = NULL, \
                  attempts = attempts + 1 WHERE id = ?",
             )

@@ -133,7 +133,7 @@ impl MfaStore for SqliteStore {
         .rows_affected()
             == 1;
         if stored {
-            insert_event(&mut *tx, event).await?;
+            insert_event(&mut tx, event).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(stored)
@@ -160,7 +160,7 @@ impl MfaStore for SqliteStore {
             return Ok(false);
         }
         insert_codes(&mut tx, &user, &confirmation.recovery_codes).await?;
-        insert_event(&mut *tx, &confirmation.event).await?;
+        insert_event(&mut tx, &confirmation.event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -184,7 +184,7 @@ impl MfaStore for SqliteStore {
             return Ok(MfaCompletion::ProofRefused);
         }
         insert_codes(&mut tx, &user, codes).await?;
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)
     }
@@ -238,7 +238,7 @@ impl MfaStore for SqliteStore {
                 .await
                 .map_err(map_error)?;
         }
-        insert_event(&mut *tx, event).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)
     }
@@ -261,7 +261,7 @@ impl MfaStore for SqliteStore {
             return Ok(MfaCompletion::ProofRefused);
         }
         if let Some(event) = event {
-            insert_event(&mut *tx, event).await?;
+            insert_event(&mut tx, event).await?;
         }
         tx.commit().await.map_err(map_error)?;
         Ok(MfaCompletion::Completed)

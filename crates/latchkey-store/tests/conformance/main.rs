@@ -118,4 +118,10 @@ conformance! {
     concurrent_registrations_of_one_address_make_one_account,
     // sealed values
     sealed_values_are_listed_and_replaced_only_from_what_was_read,
+    // webhooks and the audit log's pages
+    events_queue_one_message_per_endpoint_with_the_event,
+    webhook_claims_lease_retry_fail_and_survive_reopening,
+    concurrent_webhook_claims_have_one_winner,
+    removing_an_endpoint_gives_up_its_queued_messages,
+    logged_events_page_in_time_order_with_addresses,
 }

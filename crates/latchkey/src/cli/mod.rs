@@ -1,4 +1,5 @@
-//! The admin subcommands of the `latchkey` binary: users, sessions, signing keys.
+//! The admin subcommands of the `latchkey` binary: users, sessions, signing keys, the
+//! audit log and webhooks.
 //!
 //! They read the server's own settings (`LATCHKEY_DATABASE_URL` …) and go through the
 //! same [`AuthService`](latchkey::service::AuthService) methods as the admin HTTP
@@ -7,18 +8,22 @@
 //! [`Database::MustExist`]: a mistyped URL fails with a message instead of creating an
 //! empty database. Output is an aligned table, or JSON with `--json`.
 
+pub(crate) mod events;
 pub(crate) mod keys;
 pub(crate) mod output;
 pub(crate) mod sessions;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use latchkey::app::{self, Database};
 use latchkey::service::RequestContext;
 use latchkey::Config;
 
+pub(crate) use events::EventsCommand;
 pub(crate) use keys::KeysCommand;
 pub(crate) use sessions::SessionsCommand;
 pub(crate) use users::UserCommand;
+pub(crate) use webhooks::WebhooksCommand;
 
 /// How to print results.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +83,34 @@ pub(crate) async fn keys(
         KeysCommand::Revoke { kid } => {
             let service = app::build_service_on_existing(config).await?;
             keys::revoke(&service, &kid, output).await
+        }
+    }
+}
+
+/// `latchkey events …` (read-only).
+pub(crate) async fn events(
+    command: EventsCommand,
+    config: &Config,
+    output: Output,
+) -> anyhow::Result<()> {
+    let service = app::open_admin_service(config, Database::MustExist).await?;
+    command.run(&service, output).await
+}
+
+/// `latchkey webhooks …`: `test` needs no database; `status` reads it.
+pub(crate) async fn webhooks(
+    command: WebhooksCommand,
+    config: &Config,
+    output: Output,
+) -> anyhow::Result<()> {
+    match command {
+        WebhooksCommand::Test => {
+            config.validate()?;
+            webhooks::test(&config.webhooks, output).await
+        }
+        WebhooksCommand::Status { limit } => {
+            let service = app::open_admin_service(config, Database::MustExist).await?;
+            webhooks::status(&service, limit, output).await
         }
     }
 }

@@ -3,7 +3,8 @@
 //! [`Outbox`] worker sends it, with retries and back-off, through SMTP or, with no SMTP
 //! server configured, as `.eml` files into a directory. A mail that fails for good is
 //! logged and recorded as failed in the outbox. Nothing is lost on a restart: the
-//! outbox is the queue.
+//! outbox is the queue. The claiming, leasing and retrying are [`crate::outbox`]'s,
+//! shared with webhooks.
 //!
 //! Payloads (recipient and template values, links included) are sealed in the outbox and
 //! dropped once a mail is settled; see [`latchkey_core::email::EmailKeys`].
@@ -14,8 +15,11 @@ mod templates;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey_core::email::{next_attempt, EmailKeys, RetryPolicy};
-use latchkey_core::store::{MailAttempt, QueuedMail, Store};
+use async_trait::async_trait;
+use latchkey_core::email::EmailKeys;
+use latchkey_core::retry::{next_attempt, RetryPolicy};
+use latchkey_core::store::{DeliveryAttempt, QueuedMail, Store, StoreError};
+use latchkey_core::time::Timestamp;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
@@ -25,7 +29,7 @@ use tokio::sync::Notify;
 pub use config::{MailConfig, SmtpUrl};
 pub use templates::{TemplateError, Templates};
 
-use crate::clock;
+use crate::outbox::{Courier, Failure, Schedule};
 
 /// How long a claimed mail is not handed out again (to this or another replica) while
 /// it is being sent.
@@ -68,21 +72,6 @@ enum Transport {
     Files(AsyncFileTransport<Tokio1Executor>),
 }
 
-/// A failed attempt, and whether trying again could help.
-struct SendError {
-    permanent: bool,
-    message: String,
-}
-
-impl SendError {
-    fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            permanent: true,
-            message: message.into(),
-        }
-    }
-}
-
 impl Transport {
     /// The transport the settings name, with a sentence for the start-up log.
     fn from_config(config: &MailConfig) -> Result<(Self, String), MailSetupError> {
@@ -123,22 +112,22 @@ impl Transport {
         }
     }
 
-    async fn send(&self, message: Message) -> Result<(), SendError> {
+    async fn send(&self, message: Message) -> Result<(), Failure> {
         match self {
-            Self::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| SendError {
-                permanent: e.is_permanent(),
-                message: short(&e.to_string()),
+            Self::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
+                if e.is_permanent() {
+                    Failure::permanent(e.to_string())
+                } else {
+                    Failure::transient(e.to_string())
+                }
             }),
-            Self::Files(files) => files.send(message).await.map(drop).map_err(|e| SendError {
-                permanent: false,
-                message: short(&e.to_string()),
-            }),
+            Self::Files(files) => files
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| Failure::transient(e.to_string())),
         }
     }
-}
-
-fn short(message: &str) -> String {
-    message.chars().take(300).collect()
 }
 
 /// The worker that sends what the outbox holds.
@@ -196,91 +185,32 @@ impl Outbox {
 
     /// Send what is due, then wait for new mail or the next poll, for ever.
     pub async fn run(self) {
-        loop {
-            self.drain().await;
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(self.poll) => {}
-            }
-        }
-    }
-
-    /// Send every mail due now, batch by batch.
-    async fn drain(&self) {
-        loop {
-            let now = clock::now();
-            let batch = match self.store.claim_mail(now, now.plus(LEASE), 16).await {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::warn!(error = %e, "mail: could not read the outbox");
-                    return;
-                }
-            };
-            if batch.is_empty() {
-                return;
-            }
-            for mail in batch {
-                let attempt = self.attempt(&mail).await;
-                if let Err(e) = self
-                    .store
-                    .settle_mail(mail.id, &attempt, clock::now())
-                    .await
-                {
-                    tracing::warn!(id = mail.id, error = %e, "mail: could not record an attempt");
-                }
-            }
-        }
-    }
-
-    /// Try to send one mail; what to record.
-    async fn attempt(&self, mail: &QueuedMail) -> MailAttempt {
-        let error = match self.message(mail) {
-            Ok(message) => match self.transport.send(message).await {
-                Ok(()) => {
-                    tracing::debug!(id = mail.id, kind = %mail.kind, "mail sent");
-                    return MailAttempt::Sent;
-                }
-                Err(error) => error,
-            },
-            Err(error) => error,
+        let wake = self.wake.clone();
+        let schedule = Schedule {
+            poll: self.poll,
+            lease: LEASE,
+            batch: 16,
+            concurrency: 1,
         };
-        let attempts = mail.attempts.saturating_add(1);
-        let retry_at = (!error.permanent)
-            .then(|| next_attempt(attempts, clock::now(), &self.retry))
-            .flatten();
-        match retry_at {
-            Some(at) => {
-                tracing::warn!(id = mail.id, kind = %mail.kind, attempts, error = %error.message, "mail: sending failed; will retry");
-                MailAttempt::Retry {
-                    at,
-                    error: error.message,
-                }
-            }
-            None => {
-                tracing::error!(id = mail.id, kind = %mail.kind, attempts, error = %error.message, "mail: could not be sent; recorded as failed");
-                MailAttempt::GiveUp {
-                    error: error.message,
-                }
-            }
-        }
+        crate::outbox::run(self, wake, schedule).await;
     }
 
     /// The message a queued mail stands for.
-    fn message(&self, mail: &QueuedMail) -> Result<Message, SendError> {
+    fn message(&self, mail: &QueuedMail) -> Result<Message, Failure> {
         let plain = self
             .keys
             .open(&mail.payload)
-            .map_err(|e| SendError::permanent(e.to_string()))?;
+            .map_err(|e| Failure::permanent(e.to_string()))?;
         let payload: Payload = serde_json::from_slice(&plain)
-            .map_err(|_| SendError::permanent("the payload is not readable"))?;
+            .map_err(|_| Failure::permanent("the payload is not readable"))?;
         let to = payload
             .to
             .parse::<Mailbox>()
-            .map_err(|_| SendError::permanent("the recipient is not an address"))?;
+            .map_err(|_| Failure::permanent("the recipient is not an address"))?;
         let rendered = self
             .templates
             .render(&mail.kind, &payload.vars)
-            .map_err(|e| SendError::permanent(e.to_string()))?;
+            .map_err(|e| Failure::permanent(e.to_string()))?;
         Message::builder()
             .from(self.from.clone())
             .to(to)
@@ -289,6 +219,43 @@ impl Outbox {
                 rendered.text,
                 rendered.html,
             ))
-            .map_err(|e| SendError::permanent(e.to_string()))
+            .map_err(|e| Failure::permanent(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Courier for Outbox {
+    type Item = QueuedMail;
+
+    const NAME: &'static str = "mail";
+
+    async fn claim(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError> {
+        self.store.claim_mail(now, lease_until, limit).await
+    }
+
+    async fn deliver(&self, mail: &QueuedMail) -> Result<(), Failure> {
+        self.transport.send(self.message(mail)?).await
+    }
+
+    fn retry_at(&self, mail: &QueuedMail, _failure: &Failure, now: Timestamp) -> Option<Timestamp> {
+        next_attempt(mail.attempts.saturating_add(1), now, &self.retry)
+    }
+
+    async fn settle(
+        &self,
+        mail: &QueuedMail,
+        attempt: &DeliveryAttempt,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.store.settle_mail(mail.id, attempt, now).await
+    }
+
+    fn describe(&self, mail: &QueuedMail) -> String {
+        format!("mail {} ({})", mail.id, mail.kind)
     }
 }

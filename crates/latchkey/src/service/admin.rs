@@ -7,7 +7,10 @@ use latchkey_core::accounts::{plan_access_change, AccessChange};
 use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::mfa::{admin_authentication, AdminAuthentication};
 use latchkey_core::model::{Email, User, UserId};
-use latchkey_core::store::{UserAccess, UserDeletion, UserUpdate, UserUpdateOutcome};
+use latchkey_core::store::{
+    EventPosition, LoggedEvent, UserAccess, UserDeletion, UserUpdate, UserUpdateOutcome,
+    WebhookDelivery,
+};
 use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
@@ -280,5 +283,25 @@ impl AuthService {
         let user = user.map(parse_user_id).transpose()?;
         let events = self.store.recent_events(user, limit).await?;
         Ok(events.into_iter().map(EventView::from).collect())
+    }
+
+    /// A page of the audit log in time order, with each event's position and its
+    /// account's address (for `latchkey events tail`): the last `limit` events, or the
+    /// first `limit` after `after`; optionally only of one user.
+    pub async fn logged_events(
+        &self,
+        user: Option<UserId>,
+        after: Option<EventPosition>,
+        limit: u32,
+    ) -> Result<Vec<LoggedEvent>, AuthError> {
+        Ok(self.store.logged_events(user, after, limit).await?)
+    }
+
+    /// Webhook messages not delivered yet, or given up, newest first.
+    pub async fn undelivered_webhooks(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, AuthError> {
+        Ok(self.store.undelivered_webhooks(limit).await?)
     }
 }

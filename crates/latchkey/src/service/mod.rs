@@ -330,6 +330,11 @@ impl AuthService {
             .store
             .purge_email(now, now.minus(Duration::from_secs(7 * 86400)))
             .await?;
+        // So are settled webhook messages.
+        purged += self
+            .store
+            .purge_webhooks(now.minus(Duration::from_secs(7 * 86400)))
+            .await?;
         Ok(purged)
     }
 }

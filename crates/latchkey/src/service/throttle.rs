@@ -18,6 +18,8 @@ pub(super) struct FailureKeys {
     pub(super) network: String,
     /// This account from anywhere: the ceiling against distributed guessing.
     pub(super) account: String,
+    /// The address tried.
+    email: Email,
 }
 
 impl FailureKeys {
@@ -25,6 +27,7 @@ impl FailureKeys {
         Self {
             network: format!("login-failures:{email}:{}", ctx.network()),
             account: format!("login-failures:{email}"),
+            email: email.clone(),
         }
     }
 }
@@ -87,6 +90,14 @@ impl AuthService {
                 "an account reached its ceiling of failed logins; logins to it now back off"
             );
             let mut event = self.event(SecurityEventKind::LoginCeilingReached, ctx, now);
+            // Whose account, when the address has one (the webhook names it).
+            event.user_id = match self.store.user_by_email(&keys.email).await {
+                Ok(user) => user.map(|u| u.id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up the account at its failure ceiling");
+                    None
+                }
+            };
             event.detail = Some(format!("failures={}", anywhere.failures));
             self.record(event).await;
         }

@@ -42,3 +42,4 @@ mod rotation;
 mod sealing;
 mod services;
 mod tokens;
+mod webhooks;

@@ -7,7 +7,7 @@ use latchkey_core::audit::SecurityEventKind;
 use latchkey_core::email::{EmailTokenHash, EmailTokenPurpose, StoredEmailToken};
 use latchkey_core::model::{Email, User};
 use latchkey_core::store::{
-    EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, MailAttempt, NewEmailToken, OutboxMail,
+    DeliveryAttempt, EmailTokenEffect, EmailTokenOutcome, EmailTokenUse, NewEmailToken, OutboxMail,
     PasswordResetRequest, SessionRevocation, Store,
 };
 use uuid::Uuid;
@@ -360,10 +360,10 @@ pub(crate) async fn the_outbox_leases_retries_records_failures_and_survives_reop
         .is_empty());
     let (a, b) = (claimed[0].id, claimed[1].id);
     h.store
-        .settle_mail(a, &MailAttempt::Sent, t(3_000))
+        .settle_mail(a, &DeliveryAttempt::Sent, t(3_000))
         .await
         .unwrap();
-    let retry = MailAttempt::Retry {
+    let retry = DeliveryAttempt::Retry {
         at: t(10_000),
         error: "connection refused".to_owned(),
     };
@@ -376,7 +376,7 @@ pub(crate) async fn the_outbox_leases_retries_records_failures_and_survives_reop
         .is_empty());
     let again = h.store.claim_mail(t(10_000), t(70_000), 10).await.unwrap();
     assert_eq!((again.len(), again[0].id, again[0].attempts), (1, b, 1));
-    let give_up = MailAttempt::GiveUp {
+    let give_up = DeliveryAttempt::GiveUp {
         error: "mailbox unavailable".to_owned(),
     };
     h.store.settle_mail(b, &give_up, t(11_000)).await.unwrap();

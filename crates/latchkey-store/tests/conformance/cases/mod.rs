@@ -11,6 +11,7 @@ mod revocations;
 mod sealed;
 mod sessions;
 mod users;
+mod webhooks;
 
 pub(crate) use accounts::*;
 pub(crate) use audit::*;
@@ -23,3 +24,4 @@ pub(crate) use revocations::*;
 pub(crate) use sealed::*;
 pub(crate) use sessions::*;
 pub(crate) use users::*;
+pub(crate) use webhooks::*;

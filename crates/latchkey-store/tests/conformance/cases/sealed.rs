@@ -3,7 +3,7 @@
 //! two processes sealing again at once apply each replacement once.
 
 use latchkey_core::audit::SecurityEventKind;
-use latchkey_core::store::{MailAttempt, OutboxMail, Reseal, SealedField, SealedValue};
+use latchkey_core::store::{DeliveryAttempt, OutboxMail, Reseal, SealedField, SealedValue};
 
 use crate::harness::{event, stored_user, t, Harness};
 
@@ -49,7 +49,7 @@ pub(crate) async fn sealed_values_are_listed_and_replaced_only_from_what_was_rea
         .unwrap()
         .id;
     h.store
-        .settle_mail(sent, &MailAttempt::Sent, t(3_000))
+        .settle_mail(sent, &DeliveryAttempt::Sent, t(3_000))
         .await
         .unwrap();
 

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::helpers::*;
 
+mod events_and_webhooks;
 mod startup;
 
 /// What a run of the binary left behind.
