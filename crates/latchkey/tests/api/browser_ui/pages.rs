@@ -181,7 +181,8 @@ async fn two_step_sign_in_is_turned_on_from_the_account_page() {
         .click()
         .await
         .unwrap();
-    let secret = text_of(&browser, "#mfa-secret").await;
+    // The key and QR code are filled in before the enrolment form is shown.
+    let secret = text_of(&browser, "#mfa-enrol:not([hidden]) #mfa-secret").await;
     let qr = browser
         .find(Locator::Css("#mfa-qr"))
         .await
