@@ -13,6 +13,7 @@ mod mail_sink;
 
 mod accounts;
 mod admin_users;
+mod api_fuzz;
 mod browser;
 mod browser_ui;
 mod brute_force;
@@ -29,6 +30,7 @@ mod keys;
 mod mfa;
 mod oauth;
 mod observability;
+mod openapi;
 mod passwords;
 mod proof;
 mod redis_shared;
