@@ -4,34 +4,49 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{Authenticated, JsonBody, PathParam, QueryParams};
+use super::openapi::bodies::{EventList, SessionList};
+use super::openapi::errors;
 use super::AppState;
 use crate::service::RequestContext;
 
 /// The account routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/sessions", get(list_sessions))
-        .route("/auth/sessions/{id}", delete(revoke_session))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/password", post(change_password))
-        .route("/auth/events", get(events))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(logout_all))
+        .routes(routes!(change_password))
+        .routes(routes!(events))
 }
 
+/// Where the caller is signed in: their live sessions, newest first; `current` marks
+/// this token's.
+#[utoipa::path(get, path = "/auth/sessions", tag = "account",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The live sessions", body = SessionList),
+        errors::MySessions))]
 async fn list_sessions(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     let sessions = state.service.my_sessions(&claims).await?;
-    Ok(Json(json!({ "sessions": sessions })))
+    Ok(Json(SessionList { sessions }))
 }
 
+/// End one of the caller's sessions: its refresh and access tokens stop working at
+/// once, on every replica.
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "account",
+    params(("id" = String, Path, description = "The session id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Ended"), errors::RevokeMySession))]
 async fn revoke_session(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -42,11 +57,18 @@ async fn revoke_session(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// Which sessions to end.
+#[derive(Deserialize, ToSchema)]
 struct LogoutAll {
+    /// Keep the session of this access token (sign out everywhere else).
     keep_current: bool,
 }
 
+/// End every session of the caller, or every one but this.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "account",
+    request_body = LogoutAll,
+    security(("bearer" = [])),
+    responses((status = 204, description = "Ended"), errors::LogoutAll))]
 async fn logout_all(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -60,12 +82,21 @@ async fn logout_all(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// A change of password.
+#[derive(Deserialize, ToSchema)]
 struct PasswordChange {
+    /// The password now (a wrong one counts as a failed login).
     current_password: String,
+    /// The new password, under the registration rules.
     new_password: String,
 }
 
+/// Change the password (needs a login within `LATCHKEY_REAUTH_WINDOW`): this session
+/// goes on, every other one ends at once.
+#[utoipa::path(post, path = "/auth/password", tag = "account",
+    request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses((status = 204, description = "Changed"), errors::ChangePassword))]
 async fn change_password(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
@@ -79,17 +110,25 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+/// How many events.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventQuery {
+    /// At most this many (default 50, kept within 1 to 200).
     limit: Option<u32>,
 }
 
+/// The caller's security events, newest first.
+#[utoipa::path(get, path = "/auth/events", tag = "account",
+    params(EventQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The events", body = EventList), errors::MyEvents))]
 async fn events(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
     QueryParams(query): QueryParams<EventQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let events = state.service.my_events(&claims, limit).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(EventList { events }))
 }

@@ -3,37 +3,51 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use latchkey_core::store::Revoked;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::browser::{check_csrf, clear_refresh_cookie, refresh_cookie};
 use super::error::ApiError;
 use super::extract::{bearer_token, Authenticated, JsonBody, OptionalJsonBody, QueryParams};
-use super::tokens::{mfa_required_response, token_response, RefreshDelivery};
+use super::openapi::bodies::{
+    LoginAnswer, Me, MeSession, MeToken, MeUser, Registered, RevocationFeed, RevocationFeedEntry,
+};
+use super::openapi::errors;
+use super::tokens::{mfa_required_response, token_response, RefreshDelivery, TokenResponse};
 use super::{AppState, WebSettings};
 use crate::service::{AuthError, LoginOutcome, RequestContext};
 
 /// The `/auth` routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/revocations", get(revocations))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(revocations))
 }
 
-#[derive(Deserialize)]
+/// An e-mail address and a password.
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
+    /// Trimmed and lower-cased before use.
+    #[schema(format = Email, example = "ada@example.com")]
     email: String,
+    /// At least 8 characters (after NFKC), at most 1024 bytes, not easy to guess.
+    #[schema(example = "correct horse battery")]
     password: String,
 }
 
+/// Create an account with the role `user`.
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body = Credentials,
+    responses((status = 201, description = "The account", body = Registered), errors::Register))]
 async fn register(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -43,19 +57,38 @@ async fn register(
         .service
         .register(&body.email, body.password, &ctx)
         .await?;
-    let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
-    let body = json!({ "id": user.id, "email": user.email, "roles": roles });
+    let body = Registered {
+        id: user.id.to_string(),
+        email: user.email.to_string(),
+        roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
+/// A password login.
+#[derive(Deserialize, ToSchema)]
 struct LoginRequest {
+    /// The account's address.
+    #[schema(format = Email, example = "ada@example.com")]
     email: String,
+    /// The password.
+    #[schema(example = "correct horse battery")]
     password: String,
+    /// Where the refresh token goes: an `HttpOnly` cookie (browsers, the default) or
+    /// the body (native clients).
     #[serde(default)]
     refresh_delivery: RefreshDelivery,
 }
 
+/// Log in with a password: a new session, or (with a second factor on) an
+/// `mfa_token` for `POST /auth/login/mfa`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Tokens (the refresh token in the body or the cookie), or `mfa_required`",
+            body = LoginAnswer,
+            headers(("Set-Cookie" = String, description = "The refresh cookie (`refresh_delivery: cookie`)"))),
+        errors::Login))]
 async fn login(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -77,8 +110,11 @@ async fn login(
     })
 }
 
-#[derive(Deserialize)]
+/// A refresh token in the body (native clients); browsers send none and rely on the
+/// cookie.
+#[derive(Deserialize, ToSchema)]
 struct RefreshRequest {
+    /// The refresh token.
     #[serde(default)]
     refresh_token: Option<String>,
 }
@@ -102,6 +138,16 @@ fn presented_refresh_token(
     }
 }
 
+/// Exchange a refresh token for a new pair; the presented token is spent. A replay
+/// within the grace window gets the same successor; a later one revokes the session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body(content = Option<RefreshRequest>,
+        description = "The refresh token, or an empty body with the refresh cookie"),
+    security((), ("refresh_cookie" = [], "csrf_header" = [])),
+    responses(
+        (status = 200, description = "A new pair, delivered the way the old one came", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "The new refresh cookie, or its removal on 401"))),
+        errors::Refresh))]
 async fn refresh(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -132,6 +178,16 @@ async fn refresh(
     }
 }
 
+/// End the session of the refresh token (body or cookie) and/or of the access token,
+/// and deny the access token until it expires. Idempotent.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    request_body(content = Option<RefreshRequest>,
+        description = "The refresh token, or an empty body"),
+    security((), ("bearer" = []), ("refresh_cookie" = [], "csrf_header" = [])),
+    responses(
+        (status = 204, description = "Logged out; the refresh cookie is cleared",
+            headers(("Set-Cookie" = String, description = "Clears the refresh cookie"))),
+        errors::Logout))]
 async fn logout(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -151,26 +207,42 @@ async fn logout(
     Ok(response)
 }
 
-async fn me(Authenticated(claims): Authenticated) -> Json<serde_json::Value> {
-    Json(json!({
-        "user": { "id": claims.sub, "roles": claims.roles },
-        "session": { "id": claims.sid },
-        "token": {
-            "issued_at": claims.iat,
-            "expires_at": claims.exp,
-            "auth_time": claims.auth_time,
-            "amr": claims.amr,
+/// The caller, from the access token alone (no database access).
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Me), errors::Me))]
+async fn me(Authenticated(claims): Authenticated) -> Json<Me> {
+    Json(Me {
+        user: MeUser {
+            id: claims.sub,
+            roles: claims.roles,
         },
-    }))
+        session: MeSession { id: claims.sid },
+        token: MeToken {
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+            auth_time: claims.auth_time,
+            amr: claims.amr,
+        },
+    })
 }
 
-#[derive(Deserialize)]
+/// The feed's position.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FeedQuery {
+    /// Entries after this `seq` (the `next` of the previous page); 0 for all.
     #[serde(default)]
     after: i64,
 }
 
 /// The revocation log for resource services (`latchkey-verify`), behind a shared secret.
+/// 404 when no `LATCHKEY_REVOCATION_FEED_SECRET` is set.
+#[utoipa::path(get, path = "/auth/revocations", tag = "auth",
+    params(FeedQuery),
+    security(("feed_secret" = [])),
+    responses((status = 200, description = "Revocations after `after`", body = RevocationFeed),
+        errors::RevocationFeed))]
 async fn revocations(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -206,10 +278,15 @@ async fn revocations(
                 Revoked::Session(sid) => ("session", sid.to_string()),
                 Revoked::Key(kid) => ("key", kid),
             };
-            json!({ "seq": e.seq, "kind": kind, "value": value, "expires_at": e.expires_at.unix_seconds() })
+            RevocationFeedEntry {
+                seq: e.seq,
+                kind,
+                value,
+                expires_at: e.expires_at.unix_seconds(),
+            }
         })
         .collect();
-    Ok(Json(json!({ "entries": entries, "next": next })).into_response())
+    Ok(Json(RevocationFeed { entries, next }).into_response())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -28,9 +28,14 @@ pub struct ApiError {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ErrorCode(pub(super) &'static str);
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer. Each operation's error responses narrow `code` to the codes it
+/// can answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorBody<'a> {
+    /// What went wrong, in words for people; it may change.
     error: &'a str,
+    /// The stable machine-readable code; it does not change.
     code: &'a str,
 }
 

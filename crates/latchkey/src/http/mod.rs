@@ -15,6 +15,8 @@ mod limits;
 mod mfa;
 mod oauth;
 mod observe;
+mod openapi;
+mod probes;
 mod tokens;
 mod ui;
 
@@ -27,13 +29,12 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::ui_settings::UiSettings;
 pub use browser::CSRF_HEADER;
@@ -118,12 +119,13 @@ pub struct AppState {
     pub redis: Option<Arc<RedisLink>>,
 }
 
-/// All Latchkey routes with their limits, CORS and security headers.
+/// All Latchkey routes with their limits, CORS and security headers, and their OpenAPI
+/// document at `/openapi.json`. Routes are added only with `routes!` (see [`openapi`]).
 pub fn router(state: AppState) -> Router {
     let web = state.web.clone();
     let hashing = state.service.hashing().clone();
     let metrics = state.service.metrics().clone();
-    let mut routes = Router::new()
+    let mut routes = OpenApiRouter::with_openapi(openapi::base(&web))
         .merge(auth::router())
         .merge(account::router())
         .merge(admin::router())
@@ -131,13 +133,12 @@ pub fn router(state: AppState) -> Router {
         .merge(email::router())
         .merge(ui::router(&web.ui))
         .merge(oauth::router())
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz));
+        .merge(probes::router())
+        .merge(openapi::router());
     if web.metrics_route {
-        routes = routes.route("/metrics", get(observe::metrics));
+        routes = routes.merge(observe::router());
     }
-    let mut router = routes
+    let mut router = openapi::finish(routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -209,9 +210,8 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /metrics` alone, for the separate metrics listener (`LATCHKEY_METRICS_BIND`).
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(observe::metrics))
-        .with_state(state)
+    let (router, _) = observe::router().split_for_parts();
+    router.with_state(state)
 }
 
 /// A handler that panicked: 500 `internal_error` as JSON, like every other error.
@@ -266,39 +266,6 @@ async fn count_in_flight(
     next.run(request).await
 }
 
-async fn jwks(State(state): State<AppState>) -> Response {
-    let ring = state.service.key_ring();
-    let mut response = Json(ring.jwks()).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    response
-}
-
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Ready when the database answers (503 otherwise). A configured Redis that does not
-/// answer makes the server `degraded`, still ready: the database is the truth.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let database_ok = state.service.store_is_ready().await;
-    let redis = match &state.redis {
-        None => "not_configured",
-        Some(link) if link.ping().await => "ok",
-        Some(_) => "unavailable",
-    };
-    let (status, word) = match (database_ok, redis) {
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        (true, "unavailable") => (StatusCode::OK, "degraded"),
-        (true, _) => (StatusCode::OK, "ready"),
-    };
-    let database = if database_ok { "ok" } else { "unavailable" };
-    let body = json!({ "status": word, "database": database, "redis": redis });
-    (status, Json(body)).into_response()
-}
-
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -316,6 +283,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use axum::body::Body;
+    use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;

@@ -12,14 +12,17 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use percent_encoding::percent_decode_str;
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
+use super::openapi::bodies::{Introspected, OAuthTokenForm, ServerMetadata};
+use super::openapi::errors;
 use super::AppState;
 use crate::service::{Introspection, RequestContext, TokenHint};
 
@@ -27,16 +30,18 @@ use crate::service::{Introspection, RequestContext, TokenHint};
 const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 
 /// The metadata and OAuth routes.
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/oauth-authorization-server", get(metadata))
-        .route("/oauth/introspect", post(introspect))
-        .route("/oauth/revoke", post(revoke))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(metadata))
+        .routes(routes!(introspect))
+        .routes(routes!(revoke))
 }
 
 /// RFC 8414 metadata. Latchkey has no authorization or token endpoint in the OAuth
 /// sense (logins are its own API), so `response_types_supported` is empty.
-async fn metadata(State(state): State<AppState>) -> Json<Value> {
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, description = "The metadata", body = ServerMetadata), errors::NoRefusal))]
+async fn metadata(State(state): State<AppState>) -> Json<ServerMetadata> {
     let issuer = state.service.policy().issuer.clone();
     let base = issuer.trim_end_matches('/');
     let jwks = serde_json::to_value(state.service.key_ring().jwks()).unwrap_or(Value::Null);
@@ -48,16 +53,16 @@ async fn metadata(State(state): State<AppState>) -> Json<Value> {
         .collect();
     algorithms.sort();
     algorithms.dedup();
-    Json(json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{base}/oauth/introspect"),
-        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint": format!("{base}/oauth/revoke"),
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "response_types_supported": [],
-        "access_token_signing_alg_values_supported": algorithms,
-    }))
+    Json(ServerMetadata {
+        jwks_uri: format!("{base}/.well-known/jwks.json"),
+        introspection_endpoint: format!("{base}/oauth/introspect"),
+        introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+        revocation_endpoint: format!("{base}/oauth/revoke"),
+        revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+        response_types_supported: [],
+        access_token_signing_alg_values_supported: algorithms,
+        issuer,
+    })
 }
 
 /// A token request's form fields.
@@ -144,7 +149,13 @@ fn basic_credentials(value: &[u8]) -> Option<(String, String)> {
     Some((decode(id)?, decode(secret)?))
 }
 
-/// RFC 7662: `{"active": false}` for anything not active, with no reason.
+/// RFC 7662 token introspection, for resource services that cannot verify tokens
+/// themselves: `{"active": false}` for anything not active, with no reason.
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content = OAuthTokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses((status = 200, description = "Whether the token is active, and its claims", body = Introspected),
+        errors::OAuthClient))]
 async fn introspect(
     State(state): State<AppState>,
     ctx: RequestContext,
@@ -154,38 +165,44 @@ async fn introspect(
     let body = body.map_err(|_| invalid_request())?;
     let form = authenticated_form(&state, &ctx, &headers, &body).await?;
     let answer = match state.service.introspect(&form.token, form.hint).await? {
-        Introspection::Inactive => json!({ "active": false }),
-        Introspection::Access(claims) => json!({
-            "active": true,
-            "token_type": "Bearer",
-            "sub": claims.sub,
-            "iss": claims.iss,
-            "aud": claims.aud,
-            "exp": claims.exp,
-            "iat": claims.iat,
-            "jti": claims.jti,
-            "sid": claims.sid,
-            "roles": claims.roles,
-        }),
+        Introspection::Inactive => Introspected::default(),
+        Introspection::Access(claims) => Introspected {
+            active: true,
+            token_type: Some("Bearer"),
+            sub: Some(claims.sub),
+            iss: Some(claims.iss),
+            aud: Some(claims.aud),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            jti: Some(claims.jti),
+            sid: Some(claims.sid),
+            roles: Some(claims.roles),
+        },
         Introspection::Refresh {
             user_id,
             session_id,
             issued_at,
             expires_at,
-        } => json!({
-            "active": true,
-            "token_type": "refresh_token",
-            "sub": user_id.to_string(),
-            "iss": state.service.policy().issuer,
-            "sid": session_id.to_string(),
-            "iat": issued_at,
-            "exp": expires_at,
-        }),
+        } => Introspected {
+            active: true,
+            token_type: Some("refresh_token"),
+            sub: Some(user_id.to_string()),
+            iss: Some(state.service.policy().issuer.clone()),
+            sid: Some(session_id.to_string()),
+            iat: Some(issued_at),
+            exp: Some(expires_at),
+            ..Introspected::default()
+        },
     };
     Ok(Json(answer).into_response())
 }
 
-/// RFC 7009: 200 whether or not the token was known or live.
+/// RFC 7009 token revocation: a refresh token ends its session, an access token is
+/// denied until it expires. 200 whether or not the token was known or live.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = OAuthTokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = [])),
+    responses((status = 200, description = "Revoked, or nothing to revoke"), errors::OAuthClient))]
 async fn revoke(
     State(state): State<AppState>,
     ctx: RequestContext,

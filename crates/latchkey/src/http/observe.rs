@@ -18,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{MakeSpan, OnResponse, TraceLayer};
 use tracing::Span;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ErrorCode;
 use super::forwarded::peer_is_trusted_proxy;
@@ -151,7 +153,19 @@ impl<B> OnResponse<B> for Finished {
     }
 }
 
-/// `GET /metrics`: the OpenMetrics text exposition.
+/// `GET /metrics` alone.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics))
+}
+
+/// The metrics, in the OpenMetrics text format (Prometheus scrapes it).
+///
+/// Served on the main listener unless `LATCHKEY_METRICS_BIND` gives it a listener of
+/// its own (then it is not in this document).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics",
+        content_type = "application/openmetrics-text", body = String),
+        super::openapi::errors::NoRefusal))]
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let redis = state.redis.as_ref().map(|link| link.is_healthy());
     let text = state

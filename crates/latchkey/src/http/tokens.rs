@@ -7,14 +7,14 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::browser::set_refresh_cookie;
+use super::openapi::bodies::MfaRequired;
 use super::WebSettings;
 use crate::service::{IssuedTokens, MfaPending, MFA_METHODS};
 
 /// Where the client wants its refresh token.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum RefreshDelivery {
     /// In an `HttpOnly` cookie (browsers).
@@ -43,13 +43,20 @@ impl RefreshDelivery {
     }
 }
 
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+/// A new pair: the access token, and the refresh token when asked for in the body
+/// (otherwise it is in the `HttpOnly` cookie set with this answer).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct TokenResponse<'a> {
+    /// The access token (a JWT).
     access_token: &'a str,
+    /// `Bearer`.
     token_type: &'static str,
+    /// Seconds the access token lives.
     expires_in: u64,
+    /// The refresh token (`refresh_delivery: "body"` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// Seconds the refresh token lives unused (`refresh_delivery: "body"` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_expires_in: Option<u64>,
 }
@@ -85,12 +92,12 @@ pub(super) fn token_response(
 
 /// The answer to a login's first step for a user with a second factor: no tokens.
 pub(super) fn mfa_required_response(pending: &MfaPending) -> Response {
-    let body = json!({
-        "mfa_required": true,
-        "mfa_token": pending.mfa_token,
-        "methods": MFA_METHODS,
-        "expires_in": pending.expires_in.as_secs(),
-    });
+    let body = MfaRequired {
+        mfa_required: true,
+        mfa_token: pending.mfa_token.clone(),
+        methods: MFA_METHODS.to_vec(),
+        expires_in: pending.expires_in.as_secs(),
+    };
     let mut response = Json(body).into_response();
     response
         .headers_mut()

@@ -1,6 +1,7 @@
 //! The pages served by the binary (sign in and sign up at `/`, the account page at
-//! `/account`, `/reset` and `/verify`) and the browser client `latchkey.js` at
-//! `/sdk/latchkey.js` with its types at `/sdk/latchkey.d.ts`.
+//! `/account`, `/reset`, `/verify`, and this API's document at `/docs/api`) and the
+//! browser client `latchkey.js` at `/sdk/latchkey.js` with its types at
+//! `/sdk/latchkey.d.ts`. Each file is a documented route of its own (`page!`, `file!`).
 //!
 //! Everything is plain HTML, CSS and small ES modules from `crates/latchkey/ui/`, built
 //! into the binary with `include_str!`: no build step, no framework. The pages carry no
@@ -11,11 +12,15 @@
 //!
 //! `LATCHKEY_UI=false` turns the pages off; the client stays, for apps on other origins.
 
-use axum::http::{header, HeaderValue};
-use axum::response::IntoResponse;
-use axum::routing::{get, MethodRouter};
-use axum::Router;
+use std::sync::Arc;
 
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::openapi::errors;
 use super::AppState;
 use crate::ui_settings::{rgb, UiSettings};
 
@@ -23,81 +28,184 @@ const INDEX: &str = include_str!("../../ui/index.html");
 const ACCOUNT: &str = include_str!("../../ui/account.html");
 const RESET: &str = include_str!("../../ui/reset.html");
 const VERIFY: &str = include_str!("../../ui/verify.html");
-const STYLE: &str = include_str!("../../ui/style.css");
-const PAGE_JS: &str = include_str!("../../ui/page.js");
-const SIGNIN_JS: &str = include_str!("../../ui/signin.js");
-const ACCOUNT_JS: &str = include_str!("../../ui/account.js");
-const ACCOUNT_MFA_JS: &str = include_str!("../../ui/account-mfa.js");
-const RESET_JS: &str = include_str!("../../ui/reset.js");
-const VERIFY_JS: &str = include_str!("../../ui/verify.js");
-const LATCHKEY_JS: &str = include_str!("../../ui/sdk/latchkey.js");
-const LATCHKEY_DTS: &str = include_str!("../../ui/sdk/latchkey.d.ts");
+const API_DOCS: &str = include_str!("../../ui/api-docs.html");
 
-const JS: &str = "text/javascript; charset=utf-8";
-const CSS: &str = "text/css; charset=utf-8";
-const HTML: &str = "text/html; charset=utf-8";
+/// The pages, rendered once when the router is built, and their policy.
+#[derive(Debug)]
+struct Pages {
+    index: String,
+    account: String,
+    reset: String,
+    verify: String,
+    api_docs: String,
+    theme: String,
+    csp: HeaderValue,
+}
 
 /// The pages and the client, or only the client when the pages are off.
-pub(super) fn router(settings: &UiSettings) -> Router<AppState> {
-    let sdk = Router::new()
-        .route("/sdk/latchkey.js", asset(JS, LATCHKEY_JS.to_owned()))
-        .route(
-            "/sdk/latchkey.d.ts",
-            asset(
-                "application/typescript; charset=utf-8",
-                LATCHKEY_DTS.to_owned(),
-            ),
-        );
+pub(super) fn router(settings: &UiSettings) -> OpenApiRouter<AppState> {
+    let sdk = OpenApiRouter::new()
+        .routes(routes!(latchkey_js))
+        .routes(routes!(latchkey_dts));
     if !settings.enabled {
         return sdk;
     }
-    let csp = content_security_policy(settings);
-    let page = |template: &str| html(render(template, settings), csp.clone());
-    sdk.route("/", page(INDEX))
-        .route("/account", page(ACCOUNT))
-        .route("/reset", page(RESET))
-        .route("/verify", page(VERIFY))
-        .route("/ui/style.css", asset(CSS, STYLE.to_owned()))
-        .route("/ui/theme.css", asset(CSS, theme(&settings.accent)))
-        .route("/ui/page.js", asset(JS, PAGE_JS.to_owned()))
-        .route("/ui/signin.js", asset(JS, SIGNIN_JS.to_owned()))
-        .route("/ui/account.js", asset(JS, ACCOUNT_JS.to_owned()))
-        .route("/ui/account-mfa.js", asset(JS, ACCOUNT_MFA_JS.to_owned()))
-        .route("/ui/reset.js", asset(JS, RESET_JS.to_owned()))
-        .route("/ui/verify.js", asset(JS, VERIFY_JS.to_owned()))
+    let pages = Pages {
+        index: render(INDEX, settings),
+        account: render(ACCOUNT, settings),
+        reset: render(RESET, settings),
+        verify: render(VERIFY, settings),
+        api_docs: render(API_DOCS, settings),
+        theme: theme(&settings.accent),
+        csp: content_security_policy(settings),
+    };
+    sdk.routes(routes!(index))
+        .routes(routes!(account))
+        .routes(routes!(reset))
+        .routes(routes!(verify))
+        .routes(routes!(api_docs))
+        .routes(routes!(theme_css))
+        .routes(routes!(style_css))
+        .routes(routes!(api_docs_css))
+        .routes(routes!(page_js))
+        .routes(routes!(signin_js))
+        .routes(routes!(account_js))
+        .routes(routes!(account_mfa_js))
+        .routes(routes!(reset_js))
+        .routes(routes!(verify_js))
+        .routes(routes!(api_docs_js))
+        .layer(Extension(Arc::new(pages)))
 }
 
-fn asset(content_type: &'static str, body: String) -> MethodRouter<AppState> {
-    get(move || {
-        let body = body.clone();
-        async move {
-            (
-                [
-                    (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                ],
-                body,
-            )
-                .into_response()
+/// A page handler: the rendered page with the pages' policy.
+macro_rules! page {
+    ($(#[$doc:meta])* $name:ident, $path:tt, $field:ident) => {
+        $(#[$doc])*
+        #[utoipa::path(get, path = $path, tag = "pages",
+            responses((status = 200, description = "The page", content_type = "text/html", body = String),
+                errors::NoRefusal))]
+        async fn $name(Extension(pages): Extension<Arc<Pages>>) -> Response {
+            html(&pages.$field, &pages.csp)
         }
-    })
+    };
 }
 
-fn html(body: String, csp: HeaderValue) -> MethodRouter<AppState> {
-    get(move || {
-        let (body, csp) = (body.clone(), csp.clone());
-        async move {
-            (
-                [
-                    (header::CONTENT_TYPE, HeaderValue::from_static(HTML)),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-                    (header::CONTENT_SECURITY_POLICY, csp),
-                ],
-                body,
+/// A file handler: a file from `ui/`, built into the binary.
+macro_rules! file {
+    ($(#[$doc:meta])* $name:ident, $path:tt, $media:tt, $file:tt) => {
+        $(#[$doc])*
+        #[utoipa::path(get, path = $path, tag = "pages",
+            responses((status = 200, description = "The file", content_type = $media, body = String),
+                errors::NoRefusal))]
+        async fn $name() -> Response {
+            asset(
+                HeaderValue::from_static(concat!($media, "; charset=utf-8")),
+                include_str!(concat!("../../ui/", $file)),
             )
-                .into_response()
         }
-    })
+    };
+}
+
+page!(
+    /// Sign in; `/#signup` creates an account.
+    index, "/", index
+);
+page!(
+    /// The account page: sessions, password, two-step sign-in, security activity.
+    account, "/account", account
+);
+page!(
+    /// Password reset: asks for the address, and the link's page sets the password.
+    reset, "/reset", reset
+);
+page!(
+    /// The landing page of e-mail confirmation links.
+    verify, "/verify", verify
+);
+page!(
+    /// This API, read from `/openapi.json`: operations, parameters, bodies, error codes.
+    api_docs, "/docs/api", api_docs
+);
+file!(
+    /// `latchkey.js`, the browser client (an ES module).
+    latchkey_js, "/sdk/latchkey.js", "text/javascript", "sdk/latchkey.js"
+);
+file!(
+    /// The TypeScript types of `latchkey.js`.
+    latchkey_dts, "/sdk/latchkey.d.ts", "application/typescript", "sdk/latchkey.d.ts"
+);
+file!(
+    /// The pages' style sheet.
+    style_css, "/ui/style.css", "text/css", "style.css"
+);
+file!(
+    /// The API page's style sheet.
+    api_docs_css, "/ui/api-docs.css", "text/css", "api-docs.css"
+);
+file!(
+    /// What every page shares (status line, forms).
+    page_js, "/ui/page.js", "text/javascript", "page.js"
+);
+file!(
+    /// The sign-in page's script.
+    signin_js, "/ui/signin.js", "text/javascript", "signin.js"
+);
+file!(
+    /// The account page's script.
+    account_js, "/ui/account.js", "text/javascript", "account.js"
+);
+file!(
+    /// The account page's two-step sign-in forms.
+    account_mfa_js, "/ui/account-mfa.js", "text/javascript", "account-mfa.js"
+);
+file!(
+    /// The reset page's script.
+    reset_js, "/ui/reset.js", "text/javascript", "reset.js"
+);
+file!(
+    /// The verification page's script.
+    verify_js, "/ui/verify.js", "text/javascript", "verify.js"
+);
+file!(
+    /// The API page's script: renders `/openapi.json`.
+    api_docs_js, "/ui/api-docs.js", "text/javascript", "api-docs.js"
+);
+
+/// The accent colour (`LATCHKEY_UI_ACCENT`) as CSS custom properties.
+#[utoipa::path(get, path = "/ui/theme.css", tag = "pages",
+    responses((status = 200, description = "The file", content_type = "text/css", body = String),
+        errors::NoRefusal))]
+async fn theme_css(Extension(pages): Extension<Arc<Pages>>) -> Response {
+    asset(
+        HeaderValue::from_static("text/css; charset=utf-8"),
+        pages.theme.clone(),
+    )
+}
+
+fn asset(content_type: HeaderValue, body: impl Into<String>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+fn html(body: &str, csp: &HeaderValue) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp.clone()),
+        ],
+        body.to_owned(),
+    )
+        .into_response()
 }
 
 /// The pages' policy: scripts, styles and requests from this server only; images also

@@ -18,15 +18,17 @@ use super::{AuthError, AuthService, IssuedTokens, RequestContext};
 use crate::clock;
 
 /// A security event as the user (or an admin) sees it. Times are RFC 3339.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     /// When it happened.
     pub at: String,
     /// What happened (`login_succeeded`, `new_device`, `password_changed`, ...).
     pub kind: &'static str,
     /// Whose account, if known.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub user_id: Option<UserId>,
     /// The session concerned, if any.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub session_id: Option<SessionId>,
     /// The client's address.
     pub client_ip: Option<String>,

@@ -18,11 +18,13 @@ use super::{AuthError, AuthService, EventView, Reauthentication, RequestContext,
 use crate::clock;
 
 /// A user as an admin sees it. Times are RFC 3339.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// The user id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: UserId,
     /// The e-mail address.
+    #[schema(value_type = String, format = Email)]
     pub email: Email,
     /// The roles.
     pub roles: Vec<String>,
@@ -48,7 +50,7 @@ impl From<&User> for UserView {
 }
 
 /// One page of users by e-mail address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     /// The users.
     pub users: Vec<UserView>,

@@ -16,9 +16,10 @@ use crate::clock;
 use crate::revocation::RevocationSink;
 
 /// A session as its owner (or an admin) sees it. Times are RFC 3339.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session id (the access token's `sid`).
+    #[schema(value_type = String, format = Uuid)]
     pub id: SessionId,
     /// When the user logged in.
     pub created_at: String,

@@ -2,6 +2,7 @@
 //! `chromedriver` over WebDriver), plus HTTP-level checks of what the pages are served
 //! with. Without chromium the browser tests skip with a note; under `CI=true` they fail.
 
+mod api_docs;
 mod example_app;
 mod harness;
 mod mail_links;
