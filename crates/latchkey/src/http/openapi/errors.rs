@@ -138,6 +138,18 @@ fn error_response(status: u16, codes: &[&'static str]) -> ResponseBuilder {
     response
 }
 
+/// `GET /readyz`: what any request may be answered, but 503, which `readyz` documents
+/// itself (its own body when the database does not answer, or an `Error`).
+pub(in crate::http) struct Readyz;
+
+impl utoipa::IntoResponses for Readyz {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = error_responses(&[]);
+        responses.remove("503");
+        responses
+    }
+}
+
 /// Declares one type per operation whose `IntoResponses` are its error responses.
 macro_rules! refusals {
     ($($(#[$doc:meta])* $name:ident: $($set:expr),+;)+) => {$(
