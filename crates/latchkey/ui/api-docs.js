@@ -87,11 +87,11 @@ function fieldTable(doc, schema, caption) {
 function security(operation) {
   const options = operation.security;
   if (!options || !options.length) return el("p", { class: "security" }, "Anyone may call it.");
-  const words = options.map((req) => {
-    const names = Object.keys(req);
-    return names.length ? names.map((n) => SECURITY_WORDS[n] || n).join(" and ") : "nothing";
-  });
-  return el("p", { class: "security" }, `Needs ${words.join(", or ")}.`);
+  const open = options.some((req) => !Object.keys(req).length);
+  const words = options.filter((req) => Object.keys(req).length)
+    .map((req) => Object.keys(req).map((n) => SECURITY_WORDS[n] || n).join(" and "));
+  const text = open ? `Anyone may call it; it also reads ${words.join(", or ")}.` : `Needs ${words.join(", or ")}.`;
+  return el("p", { class: "security" }, text);
 }
 
 function errorCodes(doc, content) {

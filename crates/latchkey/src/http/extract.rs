@@ -47,6 +47,17 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is a JSON object: serde would also read a struct from an array (its
+    // fields by position, `[]` as all defaults), which no client means (schemathesis).
+    let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if first != Some(b'{') {
+        let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        return Err(if well_formed {
+            ApiError::bad_request("invalid_request", "the request body must be a JSON object")
+        } else {
+            ApiError::bad_request("malformed_json", "the request body is not valid JSON")
+        });
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         // A shape error can come before a syntax error further on: tell them apart by
         // checking the syntax alone (only on this error path).

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::bodies::{Health, JwkSet, Readiness};
+use super::openapi::bodies::{Health, JwkSet, Readiness, Unready};
 use super::openapi::errors;
 use super::AppState;
 
@@ -44,7 +44,8 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready or degraded", body = Readiness),
-        (status = 503, description = "The database does not answer", body = Readiness)))]
+        (status = 503, description = "The database does not answer, or the server is overloaded", body = Unready),
+        errors::Readyz))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let database_ok = state.service.store_is_ready().await;
     let redis = match &state.redis {

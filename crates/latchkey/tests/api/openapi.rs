@@ -287,3 +287,20 @@ async fn the_api_page_is_served_with_its_policy() {
         assert_eq!(response.status(), StatusCode::OK, "{asset}");
     }
 }
+
+/// Found by schemathesis: serde reads a struct from a JSON array, so `[]` logged out
+/// (204) and `["email", "password"]` would have been a login. Bodies must be objects.
+#[tokio::test]
+async fn a_json_array_is_not_a_body() {
+    let app = spawn_app(&[]).await;
+    let logout = app.post_json("/auth/logout", &serde_json::json!([])).await;
+    assert_error(logout, StatusCode::BAD_REQUEST, "invalid_request").await;
+    app.register("array@example.com").await;
+    let login = app
+        .post_json(
+            "/auth/login",
+            &serde_json::json!(["array@example.com", PASSWORD]),
+        )
+        .await;
+    assert_error(login, StatusCode::BAD_REQUEST, "invalid_request").await;
+}

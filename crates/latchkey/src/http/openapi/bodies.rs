@@ -200,6 +200,19 @@ pub(in crate::http) struct Readiness {
     pub(in crate::http) redis: &'static str,
 }
 
+/// Not ready: the database does not answer (`Readiness`), or the server refused the
+/// request (`Error`: `request_timeout`, `too_many_connections`). (Describes the wire
+/// format only.)
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(in crate::http) enum Unready {
+    /// The readiness report.
+    Report(Readiness),
+    /// A refusal.
+    Refused(super::super::error::ErrorBody<'static>),
+}
+
 /// The public keys (RFC 7517); HS256 secrets are never published. (Describes the wire
 /// format only: the handler serves `latchkey_verify::Jwks`.)
 #[derive(Serialize, ToSchema)]

@@ -50,7 +50,8 @@ pub(in crate::http) const BEARER: Refusals = &[(
     ],
 )];
 
-/// An access token with the `admin` role (`extract::Admin`).
+/// An access token with the `admin` role (`extract::Admin`; `reauth_required` once
+/// admin work needs a recent login).
 pub(in crate::http) const ADMIN: Refusals = &[
     (
         401,
@@ -59,6 +60,7 @@ pub(in crate::http) const ADMIN: Refusals = &[
             "token_invalid",
             "token_expired",
             "token_revoked",
+            "reauth_required",
         ],
     ),
     (403, &["insufficient_role"]),
@@ -136,6 +138,18 @@ fn error_response(status: u16, codes: &[&'static str]) -> ResponseBuilder {
         response = response.header("Retry-After", header("Seconds to wait before retrying"));
     }
     response
+}
+
+/// `GET /readyz`: what any request may be answered, but 503, which `readyz` documents
+/// itself (its own body when the database does not answer, or an `Error`).
+pub(in crate::http) struct Readyz;
+
+impl utoipa::IntoResponses for Readyz {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut responses = error_responses(&[]);
+        responses.remove("503");
+        responses
+    }
 }
 
 /// Declares one type per operation whose `IntoResponses` are its error responses.
@@ -247,7 +261,11 @@ refusals! {
     /// `POST /admin/keys/{kid}/revoke`.
     RevokeKey: ADMIN, PARAMETERS, STORE, &[(404, &["key_not_found"])];
     /// `POST /oauth/introspect` and `POST /oauth/revoke` (RFC 6749 section 5.2 errors).
-    OAuthClient: STORE, &[(400, &["invalid_request"]), (401, &["invalid_client"])];
+    OAuthClient: STORE, &[
+        (400, &["invalid_request"]),
+        (401, &["invalid_client"]),
+        (429, &["rate_limited"]),
+    ];
     /// Routes that answer from memory: only what any request may be answered.
     NoRefusal: &[];
 }
