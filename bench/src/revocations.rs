@@ -110,15 +110,44 @@ async fn revoke_unordered(pool: &PgPool, id: SessionId) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// WAL position (bytes) and WAL fsyncs so far (`pg_stat_wal`, the whole cluster).
+async fn wal(pool: &PgPool) -> Result<(f64, f64)> {
+    let row: (f64, f64) = sqlx::query_as(
+        "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8, wal_sync::float8 FROM pg_stat_wal",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(row)
+}
+
+/// Revocations per second, WAL bytes and WAL fsyncs per revocation.
+struct Measured {
+    rate: f64,
+    wal_bytes: f64,
+    fsyncs: f64,
+}
+
+impl std::fmt::Display for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} revocations/s; per revocation {:.0} WAL bytes, {:.3} WAL fsyncs (whole cluster)",
+            self.rate, self.wal_bytes, self.fsyncs
+        )
+    }
+}
+
 /// Revoke from `clients` tasks for `seconds`: revocations per second.
 async fn measure(
+    pool: &PgPool,
     ids: Vec<SessionId>,
     clients: usize,
     seconds: f64,
     revoke: impl Fn(SessionId) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>>>>
         + Clone
         + 'static,
-) -> Result<f64> {
+) -> Result<Measured> {
+    let (wal_before, syncs_before) = wal(pool).await?;
     let ids = Arc::new(ids);
     let next = Arc::new(AtomicUsize::new(0));
     let until = Instant::now() + Duration::from_secs_f64(seconds);
@@ -152,7 +181,14 @@ async fn measure(
     if next.load(Ordering::Relaxed) >= ids.len() {
         bail!("ran out of sessions: raise the pool of sessions");
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let (wal_after, syncs_after) = wal(pool).await?;
+    let done = (total as f64).max(1.0);
+    Ok(Measured {
+        rate,
+        wal_bytes: (wal_after - wal_before) / done,
+        fsyncs: (syncs_after - syncs_before) / done,
+    })
 }
 
 /// Run both measurements and print them.
@@ -180,9 +216,9 @@ pub(crate) async fn run(options: &RevocationOptions) -> Result<()> {
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>>>>
         }
     };
-    let rate = measure(ids, options.clients, options.seconds, with_store).await?;
+    let measured = measure(&pool, ids, options.clients, options.seconds, with_store).await?;
     println!(
-        "revoke_session (advisory lock), {} clients: {rate:.0} revocations/s",
+        "revoke_session (advisory lock), {} clients: {measured}",
         options.clients
     );
     let ids = sessions(&pool, store.as_ref(), pool_size).await?;
@@ -194,9 +230,9 @@ pub(crate) async fn run(options: &RevocationOptions) -> Result<()> {
                 as std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>>>>
         }
     };
-    let rate = measure(ids, options.clients, options.seconds, unordered).await?;
+    let measured = measure(&pool, ids, options.clients, options.seconds, unordered).await?;
     println!(
-        "the same statements without the lock, {} clients: {rate:.0} revocations/s",
+        "the same statements without the lock, {} clients: {measured}",
         options.clients
     );
     Ok(())
