@@ -36,6 +36,8 @@ pub(crate) struct Measured {
     pub(crate) cpu: Cpu,
     pub(crate) rest: Option<f64>,
     pub(crate) peak: Option<f64>,
+    /// A reference side (see [`Side::peer`]).
+    pub(crate) reference: bool,
 }
 
 /// One comparison: the sides' rows and the first side's ratio to the best reference.
@@ -50,10 +52,35 @@ pub(crate) struct Comparison {
     pub(crate) chosen: usize,
 }
 
+impl Measured {
+    /// Requests per second per core of server CPU: what the server does with the CPU it
+    /// got, which a starved load generator or a shared core does not change.
+    pub(crate) fn per_core(&self) -> Option<f64> {
+        self.cpu
+            .server
+            .filter(|share| *share > 0.0)
+            .map(|share| self.summary.rate / share)
+    }
+}
+
 impl Comparison {
     /// The reported ratio: the median round's.
     pub(crate) fn ratio(&self) -> f64 {
         self.ratios[self.chosen]
+    }
+
+    /// The first side's requests per server core over the best reference side's, in the
+    /// reported round.
+    pub(crate) fn per_core_ratio(&self) -> Option<f64> {
+        let first = self.sides.first()?.per_core()?;
+        let best = self
+            .sides
+            .iter()
+            .skip(1)
+            .filter(|s| s.reference)
+            .filter_map(Measured::per_core)
+            .reduce(f64::max)?;
+        Some(first / best)
     }
 }
 
@@ -100,6 +127,7 @@ pub(super) async fn compare(
             cpu: r[chosen].1,
             rest: side.rest,
             peak: r.iter().filter_map(|x| x.2).reduce(f64::max),
+            reference: side.peer,
         })
         .collect();
     Ok(Comparison {
@@ -134,15 +162,19 @@ pub(super) fn ratios(c: &Comparison) -> String {
 pub(super) fn table(out: &mut String, comparisons: &[Comparison], ratio: &str) {
     let _ = writeln!(
         out,
-        "| scenario | server: request | conns | req/s | p50 ms | p99 ms | errors | server CPU | RSS rest MiB | RSS peak MiB | {ratio} |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| scenario | server: request | conns | req/s | p50 ms | p99 ms | errors | server CPU | req/s per server core | RSS rest MiB | RSS peak MiB | {ratio} | the same per server core |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for c in comparisons {
         for (i, side) in c.sides.iter().enumerate() {
             let cell = if i == 0 { ratios(c) } else { String::new() };
+            let per_core_cell = match (i, c.per_core_ratio()) {
+                (0, Some(r)) => format!("{r:.2}x"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.scenario,
                 side.name,
                 c.connections,
@@ -151,9 +183,11 @@ pub(super) fn table(out: &mut String, comparisons: &[Comparison], ratio: &str) {
                 ms(side.summary.p99_ms),
                 side.summary.errors,
                 percent(side.cpu.server),
+                side.per_core().map_or_else(|| "-".to_owned(), thousands),
                 mib(side.rest),
                 mib(side.peak),
-                cell
+                cell,
+                per_core_cell
             );
         }
     }

@@ -79,9 +79,12 @@ fn targets(out: &mut String, comparisons: &[Comparison]) {
         } else {
             "**no**"
         };
+        let per_core = c
+            .per_core_ratio()
+            .map_or_else(String::new, |r| format!("; per server core {r:.1}x"));
         let _ = writeln!(
             out,
-            "| {scenario}: Latchkey >= {goal:.0}x better-auth's best, same run | {}{versus} | {met} |",
+            "| {scenario}: Latchkey >= {goal:.0}x better-auth's best, same run | {}{versus}{per_core} | {met} |",
             ratios(c)
         );
     }
