@@ -197,7 +197,7 @@ pub(crate) async fn run(options: &RevocationOptions) -> Result<()> {
         bail!("revocations measures PostgreSQL: expected a postgres:// URL");
     }
     let store: Arc<dyn Store> =
-        Arc::from(latchkey_store::open(&options.database_url, BackendSettings::default()).await?);
+        latchkey_store::open(&options.database_url, BackendSettings::default()).await?;
     let pool = PgPoolOptions::new()
         .max_connections(BackendSettings::default().max_connections)
         .connect(&options.database_url)
