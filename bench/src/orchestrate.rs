@@ -96,8 +96,8 @@ struct Settings {
     main: bool,
     /// The better-auth peer's sources, unless that group is skipped.
     better_auth: Option<PathBuf>,
-    /// The 10M-session group.
-    sessions_10m: bool,
+    /// The 10M-session group, and how many users it seeds (if it runs).
+    sessions_10m: Option<u64>,
     latchkey_bin: PathBuf,
     self_bin: PathBuf,
     server_core: Option<usize>,
@@ -168,7 +168,10 @@ pub(crate) fn run(options: AllOptions) -> Result<()> {
             .better_auth()
             .then(|| options.groups.better_auth.source())
             .flatten(),
-        sessions_10m: options.groups.sessions_10m(),
+        sessions_10m: options
+            .groups
+            .sessions_10m()
+            .then_some(options.groups.sessions_10m_users),
         latchkey_bin,
         self_bin,
         server_core: pin.then_some(SERVER_CORE),
@@ -995,10 +998,10 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
         facts.seed = Some(seeded_run(&mut bench, &tmp_path).await?);
     }
 
-    if settings.sessions_10m {
+    if let Some(users) = settings.sessions_10m {
         facts
             .sections
-            .push(sessions::run(&mut bench, &tmp_path, sessions::USERS).await?);
+            .push(sessions::run(&mut bench, &tmp_path, users).await?);
     }
 
     facts.notes.push(format!(

@@ -10,6 +10,7 @@ pub(crate) enum Group {
     /// Latchkey side by side with better-auth (`bench/peers/better-auth`).
     BetterAuth,
     /// 10,000,000 seeded sessions against an empty store.
+    #[value(name = "sessions-10m")]
     Sessions10m,
 }
 
@@ -24,6 +25,9 @@ pub(crate) struct GroupOptions {
     /// and login on it with an empty store (about 5 minutes more, 5.6 GB of disk).
     #[arg(long)]
     pub(crate) sessions_10m: bool,
+    /// How many users the 10M-session group seeds (a smaller store for a smoke test).
+    #[arg(long, default_value_t = super::sessions::USERS, hide = true)]
+    pub(crate) sessions_10m_users: u64,
     #[command(flatten)]
     pub(crate) better_auth: BetterAuthOptions,
 }
