@@ -9,10 +9,9 @@
 //! `package-lock.json` is unchanged.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use super::{
     argon2_ms_on_server_core, load_average, register_and_log_in, rest_mib, start_latchkey, Bench,
@@ -21,9 +20,11 @@ use crate::api::{Api, Creds, PASSWORD};
 use crate::client::Response;
 use crate::peers::{self, Request};
 use crate::scenarios::{self, Target};
-use crate::servers::{free_addr, pinned, ServerProcess};
 
+mod process;
 mod render;
+
+use process::{prepare, scrypt_ms_on_server_core, start_better_auth};
 
 use super::compare::{compare, Run, Side};
 
@@ -63,71 +64,6 @@ impl BetterAuthOptions {
             None
         }
     }
-}
-
-/// Copy the peer's sources into `cache` and install its packages there with `npm ci`,
-/// unless the same lockfile is installed already.
-fn prepare(source: &Path, cache: &Path) -> Result<()> {
-    std::fs::create_dir_all(cache)?;
-    let lock = std::fs::read(source.join("package-lock.json"))?;
-    let marker = cache.join(".installed-lock.json");
-    let installed = std::fs::read(&marker).is_ok_and(|done| done == lock);
-    for name in ["package.json", "package-lock.json", "server.mjs"] {
-        std::fs::copy(source.join(name), cache.join(name))
-            .with_context(|| format!("copying {name}"))?;
-    }
-    if installed {
-        return Ok(());
-    }
-    eprintln!("  npm ci in {} (compiles better-sqlite3)", cache.display());
-    let log = std::fs::File::create(cache.join("npm-ci.log"))?;
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(cache)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .context("could not run npm")?;
-    if !status.success() {
-        bail!("npm ci failed in {} (see npm-ci.log)", cache.display());
-    }
-    std::fs::write(marker, lock)?;
-    Ok(())
-}
-
-/// Median time of one better-auth password verification (scrypt) on the server core, ms.
-fn scrypt_ms_on_server_core(core: Option<usize>, dir: &Path) -> Result<f64> {
-    let output = pinned(core, Path::new("node"), &["server.mjs", "--hash-time"])
-        .current_dir(dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("could not time better-auth's password hash")?;
-    if !output.status.success() {
-        bail!("node server.mjs --hash-time failed");
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .context("--hash-time printed no number")
-}
-
-async fn start_better_auth(core: Option<usize>, dir: &Path, data: &Path) -> Result<ServerProcess> {
-    std::fs::create_dir_all(data)?;
-    let addr = free_addr()?;
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let mut command = pinned(core, Path::new("node"), &["server.mjs"]);
-    command
-        .current_dir(dir)
-        .env("PORT", addr.port().to_string())
-        .env("DB_FILE", data.join("better-auth.db"))
-        .env("BETTER_AUTH_SECRET", secret)
-        .env("NODE_ENV", "production");
-    ServerProcess::start("better-auth", command, addr, data.join("server.log")).await
 }
 
 fn latchkey_register_body(creds: &Creds) -> Vec<u8> {
