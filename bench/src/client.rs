@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::{header, Method, Request, StatusCode};
+use hyper::{header, HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 pub(crate) struct Response {
     /// The status.
     pub(crate) status: StatusCode,
+    /// The headers.
+    pub(crate) headers: HeaderMap,
     /// The whole body.
     pub(crate) body: Bytes,
 }
@@ -88,9 +90,13 @@ impl Conn {
         let result = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>(Response { status, body })
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(Response {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
         }
         .await;
         if result.is_err() {

@@ -8,6 +8,7 @@
 //! - `ceiling`: the ceiling server itself (`all` starts it as a child process).
 //! - `seed`: fill a Latchkey SQLite store with N users, each with a session.
 //! - `load`: one scenario against a server that is already running (for profiling).
+//! - `revocations`: PostgreSQL's session revocation rate (`bench/scale/pg-costs`).
 //!
 //! Why its own load generator: closed-loop workers on keep-alive connections, each
 //! following its own refresh chain (presenting the token it just received), which
@@ -17,7 +18,9 @@ mod api;
 mod ceiling;
 mod client;
 mod orchestrate;
+mod peers;
 mod report;
+mod revocations;
 mod scenarios;
 mod seed;
 mod servers;
@@ -52,6 +55,9 @@ enum Command {
     Seed(SeedOptions),
     /// Run one scenario against a server that is already running.
     Load(LoadOptions),
+    /// PostgreSQL only: session revocations per second through the store (the revocation
+    /// log's advisory lock) and without that lock (bench/scale/pg-costs runs it).
+    Revocations(revocations::RevocationOptions),
     /// Print the median Argon2id (OWASP) verification time on this core, ms.
     #[command(hide = true)]
     Argon2Time,
@@ -120,6 +126,9 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Load(options) => load(&options),
+        Command::Revocations(options) => {
+            current_thread_runtime()?.block_on(revocations::run(&options))
+        }
         Command::Argon2Time => {
             println!("{:.2}", orchestrate::argon2_ms()?);
             Ok(())

@@ -22,6 +22,11 @@ use crate::servers::{
 };
 use crate::stats::Summary;
 
+mod better_auth;
+mod compare;
+mod groups;
+mod sessions;
+
 const ISSUER: &str = "http://latchkey.bench";
 const AUDIENCE: &str = "latchkey-bench";
 /// Core of the server under test; the load generator takes [`LOAD_CORE`].
@@ -77,6 +82,8 @@ pub(crate) struct AllOptions {
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    groups: groups::GroupOptions,
 }
 
 struct Settings {
@@ -85,6 +92,12 @@ struct Settings {
     users: usize,
     seed_users: u64,
     peer_dir: Option<PathBuf>,
+    /// The main group: Latchkey, the Express peer, the ceiling, the seeded store.
+    main: bool,
+    /// The better-auth peer's sources, unless that group is skipped.
+    better_auth: Option<PathBuf>,
+    /// The 10M-session group, and how many users it seeds (if it runs).
+    sessions_10m: Option<u64>,
     latchkey_bin: PathBuf,
     self_bin: PathBuf,
     server_core: Option<usize>,
@@ -140,10 +153,25 @@ pub(crate) fn run(options: AllOptions) -> Result<()> {
         },
         rounds: options.rounds.unwrap_or(if quick { 1 } else { 3 }),
         users: options.users.unwrap_or(if quick { 50 } else { 100 }).max(1),
-        seed_users: options
-            .seed_users
-            .unwrap_or(if quick { 50_000 } else { 1_000_000 }),
-        peer_dir,
+        // Only the main group seeds 1M users and runs the Express peer.
+        seed_users: if options.groups.main() {
+            options
+                .seed_users
+                .unwrap_or(if quick { 50_000 } else { 1_000_000 })
+        } else {
+            0
+        },
+        peer_dir: peer_dir.filter(|_| options.groups.main()),
+        main: options.groups.main(),
+        better_auth: options
+            .groups
+            .better_auth()
+            .then(|| options.groups.better_auth.source())
+            .flatten(),
+        sessions_10m: options
+            .groups
+            .sessions_10m()
+            .then_some(options.groups.sessions_10m_users),
         latchkey_bin,
         self_bin,
         server_core: pin.then_some(SERVER_CORE),
@@ -914,6 +942,7 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
         argon2_ms: 0.0,
         seed: None,
         notes: Vec::new(),
+        sections: Vec::new(),
     };
     if settings.server_core.is_none() {
         facts
@@ -928,8 +957,10 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
         hz: clock_ticks_per_second(),
     };
 
-    latchkey_runs(&mut bench, &mut facts, &tmp_path, "EdDSA", true).await?;
-    latchkey_runs(&mut bench, &mut facts, &tmp_path, "ES256", false).await?;
+    if settings.main {
+        latchkey_runs(&mut bench, &mut facts, &tmp_path, "EdDSA", true).await?;
+        latchkey_runs(&mut bench, &mut facts, &tmp_path, "ES256", false).await?;
+    }
 
     if let Some(source) = &settings.peer_dir {
         let dir = tmp_path.join("peer-node");
@@ -957,8 +988,20 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
             .push("The peer was skipped (--no-peer or no sources).".to_owned());
     }
 
+    if let Some(source) = &settings.better_auth {
+        facts
+            .sections
+            .push(better_auth::run(&mut bench, &tmp_path, source).await?);
+    }
+
     if settings.seed_users > 0 {
         facts.seed = Some(seeded_run(&mut bench, &tmp_path).await?);
+    }
+
+    if let Some(users) = settings.sessions_10m {
+        facts
+            .sections
+            .push(sessions::run(&mut bench, &tmp_path, users).await?);
     }
 
     facts.notes.push(format!(

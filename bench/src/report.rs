@@ -114,6 +114,8 @@ pub(crate) struct Facts {
     pub(crate) seed: Option<SeedReport>,
     /// Extra lines after the table.
     pub(crate) notes: Vec<String>,
+    /// Sections of their own (Markdown), after the targets.
+    pub(crate) sections: Vec<String>,
 }
 
 /// The row of the default configuration (no variant).
@@ -143,7 +145,7 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -155,15 +157,15 @@ fn thousands(value: f64) -> String {
     out
 }
 
-fn mib(value: Option<f64>) -> String {
+pub(crate) fn mib(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
 }
 
-fn percent(value: Option<f64>) -> String {
+pub(crate) fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
 }
 
-fn ms(value: f64) -> String {
+pub(crate) fn ms(value: f64) -> String {
     if value.is_nan() {
         "-".to_owned()
     } else if value < 10.0 {
@@ -440,6 +442,9 @@ pub(crate) fn render(rows: &[Row], facts: &Facts) -> String {
             None => "-",
         };
         let _ = writeln!(out, "| {} | {} | {met} |", c.target, c.measured);
+    }
+    for section in &facts.sections {
+        out.push_str(section);
     }
     out
 }
