@@ -27,7 +27,7 @@ use crate::login_failures::{LocalFailures, RedisFailures};
 use crate::ratelimit::LocalRateLimiter;
 use crate::redis_link::{FanoutKey, RedisFanout, RedisLink, RedisRateLimiter};
 use crate::service::{AuthService, Collaborators, ServicePolicy};
-use crate::{clock, service::AuthError};
+use crate::{clock::Clock, service::AuthError};
 
 mod postgres_tls;
 mod serve;
@@ -86,17 +86,21 @@ pub enum StartError {
 /// Creates and migrates the database, and makes the first signing key and the secrets,
 /// when they are missing.
 pub async fn build_service(config: &Config) -> Result<Arc<AuthService>, StartError> {
-    Ok(build_service_with(config, None, Database::CreateIfMissing)
-        .await?
-        .0)
+    Ok(
+        build_service_with(config, None, Database::CreateIfMissing, Clock::system())
+            .await?
+            .0,
+    )
 }
 
 /// Like [`build_service`], on a database that exists and is migrated already (for
 /// `latchkey keys rotate`: a mistyped URL must not create a new database).
 pub async fn build_service_on_existing(config: &Config) -> Result<Arc<AuthService>, StartError> {
-    Ok(build_service_with(config, None, Database::MustExist)
-        .await?
-        .0)
+    Ok(
+        build_service_with(config, None, Database::MustExist, Clock::system())
+            .await?
+            .0,
+    )
 }
 
 /// Whether opening the database may create and migrate it.
@@ -148,6 +152,7 @@ pub async fn open_admin_service(
         failures: Arc::new(LocalFailures::default()),
         fanout: None,
         hashing: hash_pool(config)?,
+        clock: Clock::system(),
     };
     let service = AuthService::open_for_admin(
         store,
@@ -198,6 +203,7 @@ async fn build_service_with(
     config: &Config,
     redis: Option<Arc<RedisLink>>,
     database: Database,
+    clock: Clock,
 ) -> Result<(Arc<AuthService>, Option<RedisParts>), StartError> {
     config.validate()?;
     let store = open_store(config, database).await?;
@@ -222,12 +228,14 @@ async fn build_service_with(
             failures: Arc::new(RedisFailures::new(link.clone())),
             fanout: Some(Arc::new(RedisFanout::new(link.clone(), key.clone()))),
             hashing,
+            clock,
         },
         None => Collaborators {
             limiter: Arc::new(LocalRateLimiter::default()),
             failures: Arc::new(LocalFailures::default()),
             fanout: None,
             hashing,
+            clock,
         },
     };
     let policy = ServicePolicy::from_config(config, master_sealers(config)?);
@@ -269,13 +277,19 @@ impl Application {
     /// Validate the config, open the store, set up keys, bind the address and start
     /// the background tasks.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// Like [`build`](Self::build), reading `clock` for every time comparison (tests
+    /// pass a [`TestClock`](crate::clock::TestClock)'s clock to move time forward).
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartError> {
         tracing::info!("{}", config.cookie_mode_explained());
         let redis = match &config.redis_url {
             Some(url) => Some(RedisLink::open(url.expose_secret()).await?),
             None => None,
         };
         let (service, redis) =
-            build_service_with(&config, redis, Database::CreateIfMissing).await?;
+            build_service_with(&config, redis, Database::CreateIfMissing, clock.clone()).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
@@ -308,9 +322,9 @@ impl Application {
         )
         .await?;
         let mut tasks = spawn_background_tasks(service.clone(), &config);
-        tasks.push(tokio::spawn(outbox.run()));
+        tasks.push(tokio::spawn(outbox.run(clock.clone())));
         if let Some(webhooks) = webhooks {
-            tasks.push(tokio::spawn(webhooks.run()));
+            tasks.push(tokio::spawn(webhooks.run(clock)));
         }
         if let Some((link, key)) = redis {
             tasks.push(link.spawn_subscriber(service, key));
@@ -382,7 +396,7 @@ fn spawn_background_tasks(service: Arc<AuthService>, config: &Config) -> Vec<Joi
                 tick.tick().await;
                 if let Err(e) = service
                     .revocations()
-                    .sync_from(service.store().as_ref(), clock::now())
+                    .sync_from(service.store().as_ref(), service.clock().now())
                     .await
                 {
                     tracing::warn!(error = %e, "could not read new revocations");

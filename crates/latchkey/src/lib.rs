@@ -7,7 +7,7 @@
 
 pub mod app;
 mod clients;
-mod clock;
+pub mod clock;
 pub mod config;
 mod hashing;
 pub mod http;

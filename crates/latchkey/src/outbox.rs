@@ -15,7 +15,7 @@ use latchkey_core::store::{DeliveryAttempt, StoreError};
 use latchkey_core::time::Timestamp;
 use tokio::sync::Notify;
 
-use crate::clock;
+use crate::clock::Clock;
 
 /// A failed attempt: why, whether trying again could help, and how long the other side
 /// asked us to wait (`Retry-After`).
@@ -102,10 +102,15 @@ pub(crate) struct Schedule {
 }
 
 /// Deliver what is due, then wait for `wake` or the next poll, for ever.
-pub(crate) async fn run<C: Courier>(courier: C, wake: Arc<Notify>, schedule: Schedule) {
+pub(crate) async fn run<C: Courier>(
+    courier: C,
+    wake: Arc<Notify>,
+    schedule: Schedule,
+    clock: Clock,
+) {
     let poll = schedule.poll.max(Duration::from_millis(20));
     loop {
-        drain(&courier, schedule).await;
+        drain(&courier, schedule, &clock).await;
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(poll) => {}
@@ -114,9 +119,9 @@ pub(crate) async fn run<C: Courier>(courier: C, wake: Arc<Notify>, schedule: Sch
 }
 
 /// Deliver every row due now, batch by batch.
-async fn drain<C: Courier>(courier: &C, schedule: Schedule) {
+async fn drain<C: Courier>(courier: &C, schedule: Schedule, clock: &Clock) {
     loop {
-        let now = clock::now();
+        let now = clock.now();
         let batch = match courier
             .claim(now, now.plus(schedule.lease), schedule.batch)
             .await
@@ -131,20 +136,22 @@ async fn drain<C: Courier>(courier: &C, schedule: Schedule) {
             return;
         }
         futures::stream::iter(&batch)
-            .for_each_concurrent(schedule.concurrency.max(1), |item| attempt(courier, item))
+            .for_each_concurrent(schedule.concurrency.max(1), |item| {
+                attempt(courier, item, clock)
+            })
             .await;
     }
 }
 
 /// Try one row and record the outcome.
-async fn attempt<C: Courier>(courier: &C, item: &C::Item) {
+async fn attempt<C: Courier>(courier: &C, item: &C::Item, clock: &Clock) {
     let outcome = match courier.deliver(item).await {
         Ok(()) => {
             tracing::debug!(outbox = C::NAME, item = %courier.describe(item), "delivered");
             DeliveryAttempt::Sent
         }
         Err(failure) => {
-            let now = clock::now();
+            let now = clock.now();
             let retry_at = (!failure.permanent)
                 .then(|| courier.retry_at(item, &failure, now))
                 .flatten();
@@ -167,7 +174,7 @@ async fn attempt<C: Courier>(courier: &C, item: &C::Item) {
         }
     };
     courier.observe(&outcome);
-    if let Err(e) = courier.settle(item, &outcome, clock::now()).await {
+    if let Err(e) = courier.settle(item, &outcome, clock.now()).await {
         tracing::warn!(outbox = C::NAME, item = %courier.describe(item), error = %e, "could not record a delivery attempt");
     }
 }

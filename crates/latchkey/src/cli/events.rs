@@ -66,7 +66,9 @@ impl EventsCommand {
             .await
             .map_err(auth_error)?;
         printer.header();
-        let start = newest.last().map_or_else(wall_clock_now, |e| e.position.at);
+        let start = newest
+            .last()
+            .map_or_else(|| latchkey::clock::Clock::system().now(), |e| e.position.at);
         let mut seen = Seen::new(start);
         for event in &newest {
             seen.first_sight(event.position);
@@ -82,14 +84,6 @@ impl EventsCommand {
             read_window(service, user, &mut seen, |event| printer.print(event)).await?;
         }
     }
-}
-
-/// Now, by this machine's clock: where following starts when the log is empty.
-fn wall_clock_now() -> Timestamp {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_millis(millis)
 }
 
 /// Read the log from [`OVERLAP`] before the newest event seen, page by page, handing

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 pub use config::{MailConfig, SmtpUrl};
 pub use templates::{TemplateError, Templates};
 
+use crate::clock::Clock;
 use crate::outbox::{Courier, Failure, Schedule};
 
 /// How long a claimed mail is not handed out again (to this or another replica) while
@@ -183,8 +184,8 @@ impl Outbox {
         })
     }
 
-    /// Send what is due, then wait for new mail or the next poll, for ever.
-    pub async fn run(self) {
+    /// Send what is due by `clock`, then wait for new mail or the next poll, for ever.
+    pub async fn run(self, clock: Clock) {
         let wake = self.wake.clone();
         let schedule = Schedule {
             poll: self.poll,
@@ -192,7 +193,7 @@ impl Outbox {
             batch: 16,
             concurrency: 1,
         };
-        crate::outbox::run(self, wake, schedule).await;
+        crate::outbox::run(self, wake, schedule, clock).await;
     }
 
     /// The message a queued mail stands for.

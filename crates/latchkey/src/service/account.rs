@@ -15,7 +15,6 @@ use super::mfa_login::LoginOutcome;
 use super::throttle::FailureKeys;
 use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
-use crate::clock;
 
 /// A security event as the user (or an admin) sees it. Times are RFC 3339.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -92,7 +91,7 @@ impl AuthService {
                 hasher.verify(password.as_bytes(), stored_hash.as_deref(), memory)
             })
             .await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let Some(user) = user.filter(|_| matches) else {
             if let Some(keys) = &keys {
                 self.count_failure(keys, ctx, now).await;
@@ -221,7 +220,7 @@ impl AuthService {
                 hasher.verify(current_password.as_bytes(), Some(&stored_hash), memory)
             })
             .await?;
-        let now = clock::now();
+        let now = self.clock.now();
         if !matches {
             self.count_failure(&keys, ctx, now).await;
             let mut event = self.event(SecurityEventKind::LoginFailed, ctx, now);

@@ -15,7 +15,6 @@ use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
 use super::{AuthError, AuthService, EventView, Reauthentication, RequestContext, SessionView};
-use crate::clock;
 
 /// A user as an admin sees it. Times are RFC 3339.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -82,7 +81,7 @@ impl AuthService {
         let decision = admin_authentication(
             claims.auth_time,
             claims.is_multi_factor(),
-            clock::now(),
+            self.clock.now(),
             max_age_seconds,
         );
         match decision {
@@ -144,7 +143,7 @@ impl AuthService {
     ) -> Result<UserView, AuthError> {
         for _ in 0..CHANGE_ATTEMPTS {
             let user = self.user_by_id_text(id).await?;
-            let now = clock::now();
+            let now = self.clock.now();
             let plan = plan_access_change(&user, &change, now);
             let revocation = plan
                 .revoke_sessions
@@ -221,7 +220,8 @@ impl AuthService {
             match self.store.delete_user(&deletion).await? {
                 UserUpdateOutcome::Applied { revoked } => {
                     self.revoked_in_store(&revoked, &deletion.revocation).await;
-                    let mut event = self.event(SecurityEventKind::UserDeleted, ctx, clock::now());
+                    let mut event =
+                        self.event(SecurityEventKind::UserDeleted, ctx, self.clock.now());
                     event.user_id = Some(user.id);
                     self.record(event).await;
                     return Ok(());
@@ -268,7 +268,7 @@ impl AuthService {
                         Some(user.id),
                         SecurityEventKind::SessionRevoked,
                         ctx,
-                        clock::now(),
+                        self.clock.now(),
                     )
                     .await?;
                 Ok(usize::from(revoked))

@@ -70,6 +70,7 @@ impl AuthService {
             metrics: Arc::new(Metrics::new(&collaborators.hashing)),
             hashing: collaborators.hashing,
             policy,
+            clock: collaborators.clock,
         })
     }
 }

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::{AuthError, AuthService, Notices, RequestContext};
-use crate::clock;
 use crate::config::{Config, RateSpec};
 use crate::mail::Payload;
 
@@ -190,7 +189,7 @@ impl AuthService {
 
     /// Send `user` a verification link (on request).
     pub(super) async fn send_verification(&self, user: &User) -> Result<(), AuthError> {
-        let new = self.verification(user, clock::now());
+        let new = self.verification(user, self.clock.now());
         self.store.issue_email_token(&new).await?;
         self.email.mail_queued();
         Ok(())
@@ -212,7 +211,7 @@ impl AuthService {
         let email = Email::parse(email)?;
         self.limit(format!("reset:address:{email}"), limits.reset_per_address)
             .await?;
-        let now = clock::now();
+        let now = self.clock.now();
         // The user id is filled in by the store if the address has an account.
         let (token, stored) = self.new_email_token(
             UserId::generate(),
@@ -253,7 +252,7 @@ impl AuthService {
             .ok_or(AuthError::ResetTokenInvalid)?;
         let keys = super::throttle::FailureKeys::of(&user.email, ctx);
         self.check_login_limits(Some(&keys), ctx).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let six_digits = code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
         let factor = if six_digits {
             super::SecondFactor::Totp(code.to_owned())
@@ -298,7 +297,8 @@ impl AuthService {
         let token = EmailToken::parse(token).ok_or(AuthError::ResetTokenInvalid)?;
         let hash = self.email.keys.hash(&token, purpose);
         let stored = self.store.email_token(&hash).await?;
-        let Some(stored) = stored.filter(|t| token_usable(Some(t), purpose, clock::now())) else {
+        let Some(stored) = stored.filter(|t| token_usable(Some(t), purpose, self.clock.now()))
+        else {
             return Err(AuthError::ResetTokenInvalid);
         };
         self.reset_second_factor(stored.user_id, mfa_code, ctx)
@@ -308,7 +308,7 @@ impl AuthService {
             .hashing
             .run(move |hasher, memory| hasher.hash(&new_password, memory))
             .await??;
-        let now = clock::now();
+        let now = self.clock.now();
         let notice = self.policy.email.notices.password_changed.then(|| {
             let vars = json!({
                 "at": now.to_rfc3339(), "ip": ctx.client_ip, "device": Option::<String>::None,
@@ -350,7 +350,7 @@ impl AuthService {
     /// Confirm an address with the token from a verification or change-of-address link.
     pub async fn verify_email(&self, token: &str) -> Result<(), AuthError> {
         let token = EmailToken::parse(token).ok_or(AuthError::VerificationTokenInvalid)?;
-        let now = clock::now();
+        let now = self.clock.now();
         for (purpose, effect) in [
             (
                 EmailTokenPurpose::VerifyEmail,
@@ -442,7 +442,7 @@ impl AuthService {
         if new_email == user.email {
             return Ok(());
         }
-        let now = clock::now();
+        let now = self.clock.now();
         if self.store.user_by_email(&new_email).await?.is_none() {
             let (token, stored) =
                 self.new_email_token(user.id, EmailTokenPurpose::ChangeEmail, &new_email, now);

@@ -12,7 +12,6 @@ use latchkey_core::store::{Revoked, Store, StoredSigningKey};
 use latchkey_core::time::Timestamp;
 
 use super::{AuthError, AuthService, RequestContext, ServicePolicy};
-use crate::clock;
 
 const MIN_KEY_RELOAD_GAP: Duration = Duration::from_secs(1);
 
@@ -29,7 +28,7 @@ impl AuthService {
     /// a reload happened.
     pub(super) async fn reload_keys_if_due(&self) -> bool {
         let mut last = self.key_reload.lock().await;
-        let now = clock::now();
+        let now = self.clock.now();
         if last.is_some_and(|at| now < at.plus(MIN_KEY_RELOAD_GAP)) {
             return false;
         }
@@ -76,7 +75,7 @@ impl AuthService {
         }
         match self.reload_keys().await {
             Ok(()) => {
-                *last = Some(clock::now());
+                *last = Some(self.clock.now());
                 self.key_revocations_seen.store(seen, Ordering::Release);
             }
             Err(e) => {
@@ -95,9 +94,9 @@ impl AuthService {
                 // The configured secret is the only signer; replace the secret instead.
                 return Err(AuthError::KeyNotFound);
             }
-            rotate_signing_key(self.store.as_ref(), &self.policy, clock::now()).await?;
+            rotate_signing_key(self.store.as_ref(), &self.policy, self.clock.now()).await?;
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let until = now.plus(self.policy.access_tokens_outlive_by());
         if !self.store.revoke_signing_key(kid, until).await? {
             return Err(AuthError::KeyNotFound);
@@ -113,9 +112,9 @@ impl AuthService {
 
     /// Make a new signing key the active one; the previous one keeps verifying.
     pub async fn rotate_keys(&self, ctx: &RequestContext) -> Result<String, AuthError> {
-        let kid = rotate_signing_key(self.store.as_ref(), &self.policy, clock::now()).await?;
+        let kid = rotate_signing_key(self.store.as_ref(), &self.policy, self.clock.now()).await?;
         self.reload_keys().await?;
-        let mut event = self.event(SecurityEventKind::SigningKeyRotated, ctx, clock::now());
+        let mut event = self.event(SecurityEventKind::SigningKeyRotated, ctx, self.clock.now());
         event.detail = Some(format!("kid={kid}"));
         self.record(event).await;
         Ok(kid)

@@ -15,7 +15,6 @@ use latchkey_verify::AccessClaims;
 use super::throttle::FailureKeys;
 use super::totp;
 use super::{AuthError, AuthService, Reauthentication, RequestContext};
-use crate::clock;
 
 /// A code the user presents.
 pub enum SecondFactor {
@@ -61,7 +60,7 @@ impl AuthService {
             qr_svg: totp::qr_svg(&otpauth_uri)?,
             otpauth_uri,
         };
-        let now = clock::now();
+        let now = self.clock.now();
         let mut event = self.event(SecurityEventKind::MfaEnrolled, ctx, now);
         event.user_id = Some(user.id);
         if !self
@@ -90,7 +89,7 @@ impl AuthService {
             }
             Some(record) => record,
         };
-        let now = clock::now();
+        let now = self.clock.now();
         let Some(MfaProof::TotpStep(step)) =
             self.proof(&user, &record, SecondFactor::Totp(code.to_owned()), now)?
         else {
@@ -181,7 +180,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<(), AuthError> {
         let user = user.ok_or(AuthError::UserNotFound)?;
-        let now = clock::now();
+        let now = self.clock.now();
         let mut event = self.event(SecurityEventKind::MfaReset, ctx, now);
         event.user_id = Some(user.id);
         match self.store.delete_totp(user.id, None, now, &event).await? {
@@ -195,7 +194,7 @@ impl AuthService {
     pub(super) fn require_recent_login(&self, claims: &AccessClaims) -> Result<(), AuthError> {
         let window = i64::try_from(self.policy.reauth_window.as_secs()).unwrap_or(i64::MAX);
         match claims.auth_time {
-            Some(at) if recent_enough(at, clock::now(), window) => Ok(()),
+            Some(at) if recent_enough(at, self.clock.now(), window) => Ok(()),
             _ => Err(AuthError::ReauthRequired(Reauthentication {
                 max_age: self.policy.reauth_window,
                 second_factor: false,
@@ -254,7 +253,7 @@ impl AuthService {
             .ok_or(AuthError::MfaNotEnabled)?;
         let keys = FailureKeys::of(&user.email, ctx);
         self.check_login_limits(Some(&keys), ctx).await?;
-        let now = clock::now();
+        let now = self.clock.now();
         match self.proof(&user, &record, factor, now)? {
             Some(proof) => Ok((user, proof, now)),
             None => {

@@ -13,7 +13,6 @@ use super::mfa::SecondFactor;
 use super::throttle::FailureKeys;
 use super::totp;
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
-use crate::clock;
 
 /// How long the second step of a login may take.
 pub(super) const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -94,7 +93,7 @@ impl AuthService {
             .mfa_challenge(&token_hash)
             .await?
             .ok_or(AuthError::MfaTokenInvalid)?;
-        let now = clock::now();
+        let now = self.clock.now();
         match challenge_state(
             challenge.expires_at,
             challenge.failures,

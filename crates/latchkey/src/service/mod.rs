@@ -61,7 +61,7 @@ pub use oauth::{Introspection, TokenHint};
 pub use policy::{RateLimits, ServicePolicy};
 pub use sessions::SessionView;
 
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::RateSpec;
 use crate::hashing::HashPool;
 use crate::login_failures::FailureStore;
@@ -125,6 +125,8 @@ pub struct Collaborators {
     pub fanout: Option<Arc<dyn RevocationFanout>>,
     /// The password-hashing threads.
     pub hashing: HashPool,
+    /// The clock every time comparison reads ([`Clock::system`] outside tests).
+    pub clock: Clock,
 }
 
 /// The use cases, sharing the store, keys, revocation cache and limits.
@@ -149,6 +151,7 @@ pub struct AuthService {
     mfa_sealer: DataSealer,
     email: email::EmailKit,
     metrics: Arc<Metrics>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for AuthService {
@@ -167,7 +170,7 @@ impl AuthService {
         policy: ServicePolicy,
         collaborators: Collaborators,
     ) -> Result<Self, AuthError> {
-        let now = clock::now();
+        let now = collaborators.clock.now();
         let master = store
             .secret_or_insert(
                 "refresh_token_master",
@@ -209,6 +212,7 @@ impl AuthService {
             mfa_sealer,
             email,
             policy,
+            clock: collaborators.clock,
         };
         service.seal_at_rest().await?;
         service.sync_revocations().await?;
@@ -230,6 +234,11 @@ impl AuthService {
         &self.metrics
     }
 
+    /// The clock the service reads.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The policy.
     pub fn policy(&self) -> &ServicePolicy {
         &self.policy
@@ -243,7 +252,7 @@ impl AuthService {
     /// Pick up revocations other processes wrote to the store's log.
     pub async fn sync_revocations(&self) -> Result<(), AuthError> {
         self.revocations
-            .sync_from(self.store.as_ref(), clock::now())
+            .sync_from(self.store.as_ref(), self.clock.now())
             .await?;
         Ok(())
     }
@@ -252,7 +261,7 @@ impl AuthService {
     pub async fn revocations_after(&self, after: i64) -> Result<Vec<RevocationEntry>, AuthError> {
         Ok(self
             .store
-            .revocations_after(after, clock::now(), 1000)
+            .revocations_after(after, self.clock.now(), 1000)
             .await?)
     }
 
@@ -313,7 +322,7 @@ impl AuthService {
 
     /// Housekeeping: drop expired revocations, ended sessions and keys no token needs.
     pub async fn purge(&self) -> Result<u64, AuthError> {
-        let now = clock::now();
+        let now = self.clock.now();
         self.revocations.purge(now);
         let mut purged = self
             .store

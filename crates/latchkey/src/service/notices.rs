@@ -8,7 +8,6 @@ use latchkey_core::model::{Email, User, UserId};
 use serde_json::{json, Value};
 
 use super::AuthService;
-use crate::clock;
 
 /// Which security notices are mailed.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +26,7 @@ impl AuthService {
     /// Queue a notice that goes with no other change. A failure is logged, never
     /// returned: a notice must not make the action it tells of fail.
     pub(super) async fn notify(&self, kind: &str, to: &Email, vars: Value) {
-        let mail = self.outbox_mail(kind, to, vars, clock::now());
+        let mail = self.outbox_mail(kind, to, vars, self.clock.now());
         match self.store.enqueue_mail(&mail).await {
             Ok(()) => self.email.mail_queued(),
             Err(e) => tracing::error!(kind, error = %e, "mail: could not queue a notice"),
@@ -93,7 +92,7 @@ impl AuthService {
     /// Tell `user` that two-factor sign-in was turned off (by the user; an admin reset
     /// is in the audit log).
     pub(super) async fn notify_mfa_disabled(&self, user: UserId, ctx_ip: Option<&str>) {
-        let vars = json!({ "at": clock::now().to_rfc3339(), "ip": ctx_ip });
+        let vars = json!({ "at": self.clock.now().to_rfc3339(), "ip": ctx_ip });
         self.notify_user("mfa_disabled", user, None, vars).await;
     }
 }

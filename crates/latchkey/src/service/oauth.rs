@@ -11,7 +11,6 @@ use latchkey_verify::AccessClaims;
 
 use super::{AuthError, AuthService, RequestContext};
 use crate::clients::OAuthClients;
-use crate::clock;
 
 /// Which kind of token the client says it sends (`token_type_hint`); a wrong hint is
 /// not an error, the other kind is tried too.
@@ -71,7 +70,7 @@ impl AuthService {
                 &limits.login_failures_per_account,
             ),
         ];
-        let now = clock::now();
+        let now = self.clock.now();
         let mut wait = None;
         for (key, policy) in &counted {
             let record = self.failures.get(key).await;
@@ -128,7 +127,7 @@ impl AuthService {
         let Some(RefreshState { token, session, .. }) = state else {
             return Ok(Introspection::Inactive);
         };
-        let now = clock::now();
+        let now = self.clock.now();
         let rotation = &self.policy.rotation;
         let decision = decide(Some((&token, &session)), now, rotation);
         if !matches!(decision, RotationDecision::Rotate { .. }) {
@@ -190,7 +189,7 @@ impl AuthService {
                     Some(session.user_id),
                     SecurityEventKind::Logout,
                     ctx,
-                    clock::now(),
+                    self.clock.now(),
                 )
                 .await?;
                 Ok(true)

@@ -9,7 +9,6 @@ use latchkey_core::store::{RotateOutcome, Rotation};
 
 use super::tokens::{Authentication, TokenSubject};
 use super::{AuthError, AuthService, IssuedTokens, RequestContext};
-use crate::clock;
 use crate::telemetry::RefreshOutcome;
 
 impl AuthService {
@@ -30,7 +29,7 @@ impl AuthService {
         // ago; deciding again then yields the grace-window answer.
         for _ in 0..3 {
             let state = self.store.refresh_state(&lookup).await?;
-            let now = clock::now();
+            let now = self.clock.now();
             let decision = decide(
                 state.as_ref().map(|s| (&s.token, &s.session)),
                 now,

@@ -17,7 +17,6 @@ use latchkey_core::store::{Registration, RegistrationOutcome, StoreError, TakenA
 use serde_json::json;
 
 use super::{AuthError, AuthService, RequestContext};
-use crate::clock;
 
 /// After a notice of a registration with an address, how long further attempts are
 /// recorded without mailing its owner again.
@@ -76,7 +75,7 @@ impl AuthService {
     /// it, and a notice unless one went out within [`NOTICE_QUIET`]. Made the same way for
     /// every address, taken or not.
     fn taken_address(&self, email: &Email, ctx: &RequestContext) -> TakenAddress {
-        let now = clock::now();
+        let now = self.clock.now();
         let vars = json!({ "at": now.to_rfc3339(), "ip": ctx.client_ip });
         TakenAddress {
             event: self.event(SecurityEventKind::RegistrationAttempted, ctx, now),
@@ -125,7 +124,7 @@ impl AuthService {
             email,
             password_hash,
             roles,
-            created_at: clock::now(),
+            created_at: self.clock.now(),
             disabled_at: None,
         })
     }

@@ -12,7 +12,6 @@ use latchkey_verify::AccessClaims;
 use serde::Serialize;
 
 use super::{AuthError, AuthService, RequestContext};
-use crate::clock;
 use crate::revocation::RevocationSink;
 
 /// A session as its owner (or an admin) sees it. Times are RFC 3339.
@@ -68,7 +67,7 @@ impl AuthService {
         user: UserId,
         current: Option<SessionId>,
     ) -> Result<Vec<SessionView>, AuthError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let sessions = self.store.user_sessions(user).await?;
         Ok(sessions
             .into_iter()
@@ -110,7 +109,7 @@ impl AuthService {
         if !owned {
             return Err(AuthError::SessionNotFound);
         }
-        let now = clock::now();
+        let now = self.clock.now();
         let revoked = self
             .revoke_session(
                 session,
@@ -166,7 +165,7 @@ impl AuthService {
         kind: SecurityEventKind,
         ctx: &RequestContext,
     ) -> SessionRevocation {
-        let now = clock::now();
+        let now = self.clock.now();
         let mut event = self.event(kind, ctx, now);
         event.user_id = Some(user);
         SessionRevocation {
@@ -232,7 +231,7 @@ impl AuthService {
     /// Count the live sessions into the live-sessions gauge (a background task calls
     /// this periodically, so scrapes never query the store).
     pub async fn count_live_sessions(&self) -> Result<u64, AuthError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let rotation = &self.policy.rotation;
         let count = self
             .store
@@ -278,7 +277,7 @@ impl AuthService {
         }
         self.limit_ip("logout", ctx, self.policy.limits.logout_per_ip)
             .await?;
-        let now = clock::now();
+        let now = self.clock.now();
         let mut sessions = Vec::new();
         if let Some(token) = raw_refresh_token.and_then(RefreshToken::parse) {
             if let Some(RefreshState { session, .. }) = self

@@ -9,7 +9,6 @@ use latchkey_core::model::Email;
 use latchkey_core::time::Timestamp;
 
 use super::{AuthError, AuthService, RequestContext};
-use crate::clock;
 use crate::ratelimit::RateDecision;
 
 /// The keys a login's failures are counted under.
@@ -40,7 +39,7 @@ impl AuthService {
         keys: Option<&FailureKeys>,
         ctx: &RequestContext,
     ) -> Result<(), AuthError> {
-        let now = clock::now();
+        let now = self.clock.now();
         let ip_key = format!("login:ip:{}", ctx.ip_bucket());
         let mut wait = match self
             .limiter

@@ -13,7 +13,6 @@ use latchkey_core::time::Timestamp;
 use latchkey_verify::{verify_access_token, AccessClaims, TokenError};
 
 use super::{AuthError, AuthService, IssuedTokens};
-use crate::clock;
 
 /// How and when the user behind a session authenticated: the `amr` and `auth_time` of
 /// its access tokens (kept across refreshes).
@@ -94,7 +93,7 @@ impl AuthService {
         &self,
         token: &str,
     ) -> Result<AccessClaims, TokenError> {
-        let now = clock::now().unix_seconds();
+        let now = self.clock.now().unix_seconds();
         verify_access_token(
             token,
             self.key_ring().verification_keys(),
@@ -114,7 +113,7 @@ impl AuthService {
     }
 
     async fn check_access_token(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let now = clock::now().unix_seconds();
+        let now = self.clock.now().unix_seconds();
         let leeway = i64::try_from(self.policy.leeway.as_secs()).unwrap_or(0);
         self.follow_key_revocations().await;
         // Entries verified under an older key ring (a key since removed or revoked) miss.

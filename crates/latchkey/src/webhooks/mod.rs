@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 pub use config::{WebhookConfig, WebhookUrl};
 
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::config::ConfigError;
 use crate::outbox::{Courier, Failure, Schedule};
 use crate::telemetry::Metrics;
@@ -95,8 +95,8 @@ impl WebhookWorker {
         }))
     }
 
-    /// Post what is due, then wait for the next poll, for ever.
-    pub async fn run(self) {
+    /// Post what is due by `clock`, then wait for the next poll, for ever.
+    pub async fn run(self, clock: Clock) {
         let schedule = Schedule {
             poll: self.poll,
             lease: self.lease,
@@ -104,7 +104,7 @@ impl WebhookWorker {
             concurrency: 8,
         };
         // Nothing rings it: events are recorded by many use cases, and the poll is short.
-        crate::outbox::run(self, Arc::new(Notify::new()), schedule).await;
+        crate::outbox::run(self, Arc::new(Notify::new()), schedule, clock).await;
     }
 }
 

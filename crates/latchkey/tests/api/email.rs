@@ -241,7 +241,7 @@ async fn an_expired_reset_link_is_refused() {
     assert_eq!(app.register(email).await.status(), StatusCode::CREATED);
     request_reset(&app, email).await;
     let token = wait_for(dir.path(), email, "Reset your password", 1).await[0].token("reset");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     let late = confirm_reset(&app, &token).await;
     assert_error(late, StatusCode::BAD_REQUEST, "reset_token_invalid").await;
     assert_eq!(

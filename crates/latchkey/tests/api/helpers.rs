@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
+use latchkey::clock::TestClock;
 use latchkey::service::{AuthService, RequestContext};
 use latchkey::{Application, Config};
 use latchkey_core::model::{Email, Password, Role};
@@ -23,6 +24,8 @@ pub struct TestApp {
     pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub service: Arc<AuthService>,
+    /// The server's clock: `clock.advance(..)` instead of sleeping.
+    pub clock: TestClock,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -91,7 +94,8 @@ pub async fn spawn_app_on(db_path: &std::path::Path, extra: &[&str]) -> TestApp 
 }
 
 pub async fn spawn_app_with_url(url: &str, extra: &[&str]) -> TestApp {
-    let app = Application::build(config_for_url(url, extra))
+    let clock = TestClock::new();
+    let app = Application::build_with_clock(config_for_url(url, extra), clock.clock())
         .await
         .expect("server starts");
     let address = format!("http://{}", app.local_addr());
@@ -114,6 +118,7 @@ pub async fn spawn_app_with_url(url: &str, extra: &[&str]) -> TestApp {
         metrics_address,
         client,
         service,
+        clock,
         shutdown: Some(tx),
         server: Some(server),
         _dir: None,

@@ -178,10 +178,20 @@ async fn an_idle_refresh_token_expires() {
     ])
     .await;
     let tokens = app.user_with_session("ivy@example.com").await;
-    // Idle lifetime is 11 s: wait it out once (no timing is asserted, only the outcome).
-    tokio::time::sleep(std::time::Duration::from_millis(11_100)).await;
+    // Idle lifetime is 11 s. Used within it, the token rotates; the server's clock then
+    // moves past the successor's idle lifetime (still inside the 30 s session lifetime).
+    app.clock.advance(std::time::Duration::from_secs(10));
+    let response = app.refresh_body(&tokens.refresh).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "used within its idle lifetime"
+    );
+    let next: Value = response.json().await.unwrap();
+    app.clock.advance(std::time::Duration::from_millis(11_100));
     assert_error(
-        app.refresh_body(&tokens.refresh).await,
+        app.refresh_body(next["refresh_token"].as_str().unwrap())
+            .await,
         StatusCode::UNAUTHORIZED,
         "refresh_token_expired",
     )
