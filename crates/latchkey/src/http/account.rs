@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{Authenticated, JsonBody, PathParam, QueryParams};
+use super::extract::{page_limit, Authenticated, JsonBody, PathParam, QueryParams};
 use super::openapi::bodies::{EventList, SessionList};
 use super::openapi::errors;
 use super::AppState;
@@ -114,7 +114,8 @@ async fn change_password(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EventQuery {
-    /// At most this many (default 50, kept within 1 to 200).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
@@ -128,7 +129,7 @@ async fn events(
     Authenticated(claims): Authenticated,
     QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let limit = page_limit(query.limit, 50, 200)?;
     let events = state.service.my_events(&claims, limit).await?;
     Ok(Json(EventList { events }))
 }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{Admin, JsonBody, PathParam, QueryParams};
+use super::extract::{page_limit, Admin, JsonBody, PathParam, QueryParams};
 use super::openapi::bodies::{
     ChangedUser, EventList, NewKey, RevokedSessions, SessionList, UserDetail,
 };
@@ -37,7 +37,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 struct Page {
     /// The `next` of the previous page: users after this address.
     after: Option<String>,
-    /// At most this many (default 50, kept within 1 to 500).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -51,7 +52,7 @@ async fn list_users(
     _: Admin,
     QueryParams(page): QueryParams<Page>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let limit = page_limit(page.limit, 50, 500)?;
     let page = state
         .service
         .list_users(page.after.as_deref(), limit)
@@ -170,7 +171,8 @@ async fn revoke_user_sessions(
 struct EventQuery {
     /// Only this user's.
     user_id: Option<String>,
-    /// At most this many (default 100, kept within 1 to 1000).
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -184,7 +186,7 @@ async fn security_events(
     _: Admin,
     QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_limit(query.limit, 100, 1000)?;
     let events = state
         .service
         .security_events(query.user_id.as_deref(), limit)

@@ -157,6 +157,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// A page size from the query: `default` when absent, refused as 400 `invalid_request`
+/// outside `1..=max` (a client asking for more than a page holds is told, not cut short).
+pub(super) fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_request",
+            "limit is out of range",
+        )),
+    }
+}
+
 /// The one `{...}` parameter of a route's path, as text (each use case parses its own
 /// ids, so a malformed id gets the same answer as an unknown one).
 #[derive(Debug)]

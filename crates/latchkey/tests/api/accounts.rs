@@ -373,14 +373,19 @@ async fn account_routes_need_a_valid_token_and_good_input() {
             .unwrap();
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
-    let response = app
-        .client
-        .get(app.url("/auth/events?limit=many"))
-        .bearer_auth(&tokens.access)
-        .send()
-        .await
-        .unwrap();
-    assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // A limit that is not a number, or outside 1 to 200, is refused rather than cut.
+    for limit in ["many", "0", "201", "-1"] {
+        let response = app
+            .client
+            .get(app.url(&format!("/auth/events?limit={limit}")))
+            .bearer_auth(&tokens.access)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+    let most = app.get_json("/auth/events?limit=200", &tokens.access).await;
+    assert!(most["events"].is_array(), "{most}");
     let no_body = app
         .client
         .post(app.url("/auth/password"))

@@ -285,7 +285,13 @@ async fn admin_user_routes_refuse_non_admins_and_bad_ids() {
             .unwrap();
         assert_error(response, StatusCode::NOT_FOUND, "user_not_found").await;
     }
-    for path in ["/admin/users?limit=abc", "/admin/security-events?limit=x"] {
+    for path in [
+        "/admin/users?limit=abc",
+        "/admin/users?limit=0",
+        "/admin/users?limit=501",
+        "/admin/security-events?limit=x",
+        "/admin/security-events?limit=1001",
+    ] {
         let response = app
             .client
             .get(app.url(path))

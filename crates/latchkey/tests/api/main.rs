@@ -14,6 +14,7 @@ mod mail_sink;
 mod accounts;
 mod admin_reauth;
 mod admin_users;
+mod api_fuzz;
 mod browser;
 mod browser_ui;
 mod brute_force;
