@@ -13,27 +13,29 @@ const WORDS = {
   mfa_code_invalid: "That code didn't work. Check your app, or use an unused recovery code.",
 };
 
-/** Which way the newest two-step event points (newest first), or null when none is listed. */
-export function mfaOnFromEvents(events) {
-  for (const { kind } of events) {
-    if (kind === "mfa_confirmed") return true;
-    if (kind === "mfa_disabled" || kind === "mfa_reset") return false;
-  }
-  return null;
-}
+const codesLeft = (n) =>
+  n === 0
+    ? "No recovery codes are left: make new ones below."
+    : `${n} unused recovery ${n === 1 ? "code" : "codes"} left.`;
 
 /**
  * Wire the section up. `json(path, init)` calls the API with the session's token and
  * throws LatchkeyError; `item(parts)` makes a list item; `refresh()` reloads the
- * security activity; `signInAgain()` ends this session to sign in afresh.
+ * security activity; `signInAgain()` ends this session to sign in afresh. Returns
+ * `sync()`, which shows the state the server reports (GET /auth/mfa).
  */
 export function setUpTwoStep({ json, item, refresh, signInAgain }) {
-  const show = (on) => {
-    $("mfa-state").textContent = on ? MFA_ON : MFA_OFF;
+  const show = (on, left) => {
+    $("mfa-state").textContent = on ? `${MFA_ON} ${codesLeft(left)}` : MFA_OFF;
     $("mfa-start").hidden = on;
     $("mfa-manage").hidden = !on;
     if (!on) $("mfa-codes").hidden = true;
     $("mfa-section").dataset.mfa = on ? "on" : "off";
+  };
+
+  const sync = async () => {
+    const status = await json("/auth/mfa");
+    show(status.enabled, status.recovery_codes_left);
   };
 
   const showCodes = (codes) => {
@@ -48,8 +50,8 @@ export function setUpTwoStep({ json, item, refresh, signInAgain }) {
       return say("Two-step sign-in is already off.");
     }
     if (error.code === "mfa_already_enabled") {
-      show(true);
-      return say("Two-step sign-in is already on.");
+      say("Two-step sign-in is already on.");
+      return sync().catch(() => {});
     }
     $("mfa-reauth").hidden = error.code !== "reauth_required";
     say(WORDS[error.code] || explain(error), "error");
@@ -78,7 +80,7 @@ export function setUpTwoStep({ json, item, refresh, signInAgain }) {
         code: $("mfa-code").value.trim(),
       });
       $("mfa-enrol").hidden = true;
-      show(true);
+      await sync();
       showCodes(codes);
       say("Two-step sign-in is on.");
       await refresh();
@@ -103,7 +105,7 @@ export function setUpTwoStep({ json, item, refresh, signInAgain }) {
         await act(code);
         field.value = "";
         $("mfa-reauth").hidden = true;
-        await refresh();
+        await Promise.all([sync(), refresh()]);
       } catch (error) {
         fail(error);
       } finally {
@@ -120,11 +122,10 @@ export function setUpTwoStep({ json, item, refresh, signInAgain }) {
 
   stepUp("mfa-off-form", "mfa-off-code", async (code) => {
     await post("/auth/mfa/totp", "DELETE", { code });
-    show(false);
     say("Two-step sign-in is off. Sign-in asks only for your password now.");
   });
 
   $("mfa-reauth-button").addEventListener("click", signInAgain);
 
-  return show;
+  return sync;
 }

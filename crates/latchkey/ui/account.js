@@ -1,7 +1,7 @@
 // The account page: who you are, your sessions, your password, two-step sign-in (in
 // account-mfa.js), your security activity.
 import { Latchkey, LatchkeyError } from "/sdk/latchkey.js";
-import { mfaOnFromEvents, setUpTwoStep } from "/ui/account-mfa.js";
+import { setUpTwoStep } from "/ui/account-mfa.js";
 import { explain, say } from "/ui/page.js";
 
 const auth = new Latchkey();
@@ -115,10 +115,9 @@ async function showEvents() {
       ["span", where, "meta"],
     ]));
   }
-  return events;
 }
 
-const showTwoStep = setUpTwoStep({
+const syncTwoStep = setUpTwoStep({
   json,
   item,
   refresh: showEvents,
@@ -133,10 +132,7 @@ async function start() {
   if (!session) return leave("signed_out");
   document.getElementById("user-id").textContent = auth.user.sub;
   document.getElementById("user-roles").textContent = (auth.user.roles || []).join(", ");
-  const [, events] = await Promise.all([showSessions(), showEvents()]);
-  // Whether two-step sign-in is on: the newest such event in the activity list, else
-  // whether this sign-in used a code.
-  showTwoStep(mfaOnFromEvents(events) ?? (auth.user.amr || []).includes("otp"));
+  await Promise.all([showSessions(), showEvents(), syncTwoStep()]);
   document.body.dataset.ready = "true";
 }
 

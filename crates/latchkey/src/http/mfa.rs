@@ -17,12 +17,13 @@ use super::openapi::bodies::{RecoveryCodes, TotpEnrollment};
 use super::openapi::errors;
 use super::tokens::{token_response, RefreshDelivery, TokenResponse};
 use super::AppState;
-use crate::service::{RequestContext, SecondFactor};
+use crate::service::{MfaStatus, RequestContext, SecondFactor};
 
 /// The second factor's routes.
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login_mfa))
+        .routes(routes!(status))
         .routes(routes!(enroll))
         .routes(routes!(confirm))
         .routes(routes!(disable))
@@ -95,6 +96,18 @@ async fn login_mfa(
         .await?;
     let delivery = RefreshDelivery::from_name(&delivery);
     Ok(token_response(&tokens, delivery, &state.web))
+}
+
+/// Whether the caller's second factor is on, and how many recovery codes are left.
+#[utoipa::path(get, path = "/auth/mfa", tag = "mfa",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The second factor's state", body = MfaStatus),
+        errors::MfaStatus))]
+async fn status(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<MfaStatus>, ApiError> {
+    Ok(Json(state.service.mfa_status(&claims).await?))
 }
 
 /// Start enrolling a TOTP authenticator; nothing is active until confirmed.

@@ -40,7 +40,35 @@ impl std::fmt::Debug for TotpEnrollment {
     }
 }
 
+/// Whether the caller's second factor is on, as the account page shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MfaStatus {
+    /// Whether signing in asks for a code (a confirmed TOTP authenticator).
+    pub enabled: bool,
+    /// When it was turned on (RFC 3339); `null` when off.
+    pub enabled_at: Option<String>,
+    /// Recovery codes not used yet; 0 when off.
+    pub recovery_codes_left: u32,
+}
+
 impl AuthService {
+    /// Whether the caller's second factor is on, and how many recovery codes are left.
+    pub async fn mfa_status(&self, claims: &AccessClaims) -> Result<MfaStatus, AuthError> {
+        let user = self.caller_user(claims).await?;
+        let Some(record) = self.active_totp(user.id).await? else {
+            return Ok(MfaStatus {
+                enabled: false,
+                enabled_at: None,
+                recovery_codes_left: 0,
+            });
+        };
+        Ok(MfaStatus {
+            enabled: true,
+            enabled_at: record.confirmed_at.map(|at| at.to_rfc3339()),
+            recovery_codes_left: self.store.unused_recovery_codes(user.id).await?,
+        })
+    }
+
     /// Start enrolling a TOTP authenticator (replacing a pending, unconfirmed one).
     pub async fn enroll_totp(
         &self,

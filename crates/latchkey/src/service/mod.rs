@@ -54,7 +54,7 @@ pub use account::EventView;
 pub use admin::{UserPage, UserView};
 pub use email::EmailPolicy;
 pub use error::{AuthError, Reauthentication};
-pub use mfa::{SecondFactor, TotpEnrollment};
+pub use mfa::{MfaStatus, SecondFactor, TotpEnrollment};
 pub use mfa_login::{LoginOutcome, MfaPending, MFA_METHODS};
 pub use notices::Notices;
 pub use oauth::{Introspection, TokenHint};

@@ -213,6 +213,8 @@ refusals! {
         (401, &["mfa_code_invalid", "mfa_token_invalid", "mfa_token_expired"]),
         (403, &["account_disabled"]),
     ];
+    /// `GET /auth/mfa`.
+    MfaStatus: BEARER, STORE;
     /// `POST /auth/mfa/totp/enroll`.
     EnrollTotp: BEARER, STORE, &[(409, &["mfa_already_enabled"])];
     /// `POST /auth/mfa/totp/confirm`.

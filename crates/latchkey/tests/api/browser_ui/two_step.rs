@@ -109,10 +109,18 @@ async fn two_step_sign_in_is_turned_on_used_given_new_codes_and_turned_off_from_
     screenshot_of(&browser, "#mfa-section", "account-two-step").await;
     assert!(login_asks_for_a_code(&app, email).await);
 
-    // Reloaded, the page still knows it is on, though this sign-in used no code.
+    // Reloaded, the page still knows it is on (the server says so: GET /auth/mfa),
+    // though this sign-in used no code.
     browser.refresh().await.unwrap();
     account_ready(&browser).await;
     assert_eq!(shown_state(&browser).await, "on");
+    wait_text(
+        &browser,
+        "#mfa-state",
+        "Two-step sign-in is on: sign-in asks for a code from your app. \
+         10 unused recovery codes left.",
+    )
+    .await;
 
     // New recovery codes, proved with one of the first ones: a fresh set of ten.
     fill(&browser, "#mfa-new-codes-code", &first_codes[0]).await;

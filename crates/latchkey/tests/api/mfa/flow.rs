@@ -313,3 +313,38 @@ async fn a_user_without_totp_logs_in_exactly_as_before() {
     .await;
     assert_error(off, StatusCode::BAD_REQUEST, "mfa_not_enabled").await;
 }
+
+#[tokio::test]
+async fn the_owner_sees_whether_the_second_factor_is_on_and_how_many_codes_are_left() {
+    let app = spawn_app(&[]).await;
+    let plain = app.user_with_session("plain@example.com").await;
+    let off = json!({ "enabled": false, "enabled_at": null, "recovery_codes_left": 0 });
+    assert_eq!(app.get_json("/auth/mfa", &plain.access).await, off);
+    // A pending enrolment is not on.
+    let pending = send(
+        &app,
+        reqwest::Method::POST,
+        "/auth/mfa/totp/enroll",
+        &plain.access,
+        json!({}),
+    )
+    .await;
+    assert_eq!(pending.status(), StatusCode::OK);
+    assert_eq!(app.get_json("/auth/mfa", &plain.access).await, off);
+
+    let email = "state@example.com";
+    let (tokens, _, recovery) = user_with_totp(&app, email).await;
+    let on = app.get_json("/auth/mfa", &tokens.access).await;
+    assert_eq!(on["enabled"], true, "{on}");
+    assert_eq!(on["recovery_codes_left"], 10, "{on}");
+    assert!(on["enabled_at"].as_str().unwrap().ends_with('Z'), "{on}");
+    // A recovery code spent at sign-in leaves one fewer.
+    let token = mfa_token(&app, email).await;
+    let response = second_step(&app, &token, "recovery_code", &recovery[0]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after = app.get_json("/auth/mfa", &tokens.access).await;
+    assert_eq!(after["recovery_codes_left"], 9, "{after}");
+    // Only its owner asks: no token, no answer.
+    let anonymous = app.client.get(app.url("/auth/mfa")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}
