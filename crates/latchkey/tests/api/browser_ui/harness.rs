@@ -18,10 +18,24 @@ use tokio::process::{Child, Command};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A chromedriver for this test; it stops when dropped.
+/// A chromedriver for this test; it and the browsers it started stop when dropped.
 pub struct Driver {
-    _process: Child,
+    process: Child,
     url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Chromium outlives a killed chromedriver (it is re-parented, not killed): end
+        // chromedriver's whole process group, which its browsers share.
+        let group = self
+            .process
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 impl Driver {
@@ -44,6 +58,8 @@ impl Driver {
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group, so dropping the driver ends its browsers too.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
@@ -51,10 +67,7 @@ impl Driver {
         let client = reqwest::Client::new();
         for _ in 0..100 {
             if client.get(format!("{url}/status")).send().await.is_ok() {
-                return Some(Self {
-                    _process: process,
-                    url,
-                });
+                return Some(Self { process, url });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
