@@ -6,7 +6,8 @@
 //! either as the live token or (when the kill cut off the answer to a rotation the store
 //! had already committed) as a spent token inside the grace window, which hands back the
 //! same successor. A rotation answered but lost would show as `refresh_token_invalid`;
-//! a rotation half-applied would show as reuse and a revoked session.
+//! a rotation half-applied would show as reuse and a revoked session. At the end, a
+//! token two rotations back must be refused as reuse (and end its session).
 //!
 //! A process kill does not drop what the OS already holds, so this proves the ordering
 //! (no answer before the commit), not the fsync; `synchronous=FULL` (SQLite) and
@@ -33,11 +34,23 @@ struct Chain {
     email: String,
     /// The newest refresh token the client was given.
     last: String,
+    /// The one it replaced, and the one before that (spent; no longer a predecessor).
+    previous: Option<String>,
+    older: Option<String>,
     /// Rotations the client saw answered.
     answered: u64,
     /// Requests the server had taken when it was killed (outcome unknown to the client):
     /// the connection broke, rather than being refused.
     cut_off: u64,
+}
+
+impl Chain {
+    /// The client was answered `next` for `last`.
+    fn rotated(&mut self, next: String) {
+        self.older = self.previous.take();
+        self.previous = Some(std::mem::replace(&mut self.last, next));
+        self.answered += 1;
+    }
 }
 
 /// The grace window is longer than a restart takes, so a cut-off rotation is always
@@ -74,8 +87,7 @@ async fn drive(client: reqwest::Client, server: String, mut chain: Chain) -> Cha
             "{}: a live chain refused while the server ran: {body}",
             chain.email
         );
-        chain.last = Tokens::from(body).refresh;
-        chain.answered += 1;
+        chain.rotated(Tokens::from(body).refresh);
     }
 }
 
@@ -106,7 +118,29 @@ async fn check_after_restart(client: &reqwest::Client, server: &Replica, chains:
             "{}: the session survived the kill",
             chain.email
         );
-        chain.last = tokens.refresh;
+        chain.rotated(tokens.refresh);
+    }
+}
+
+/// Nothing but the last token and its predecessor works: a token two rotations back is
+/// reuse, which ends the session, so the last token stops working too.
+async fn check_nothing_else_works(client: &reqwest::Client, server: &Replica, chains: &[Chain]) {
+    for chain in chains {
+        let older = chain.older.as_ref().expect("every chain rotated twice");
+        let response = client
+            .post(server.url("/auth/refresh"))
+            .json(&json!({ "refresh_token": older }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+        let response = client
+            .post(server.url("/auth/refresh"))
+            .json(&json!({ "refresh_token": chain.last }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "session_revoked").await;
     }
 }
 
@@ -133,6 +167,8 @@ async fn kill_and_restart(database_url: &str, label: &str) {
         chains.push(Chain {
             email,
             last: tokens.refresh,
+            previous: None,
+            older: None,
             answered: 0,
             cut_off: 0,
         });
@@ -153,6 +189,7 @@ async fn kill_and_restart(database_url: &str, label: &str) {
         server = Replica::start(database_url, None, &settings).await;
         check_after_restart(&client, &server, &mut chains).await;
     }
+    check_nothing_else_works(&client, &server, &chains).await;
     server.stop().await;
 
     let answered: u64 = chains.iter().map(|c| c.answered).sum();
