@@ -149,6 +149,15 @@ pub(super) async fn run(bench: &mut Bench<'_>, tmp: &Path) -> Result<String> {
         v[v.len() / 2]
     };
     let start_ms = median(&starts);
+    // For scale: the same on an empty store (made and keyed by a first start).
+    let empty = tmp.join("latchkey-startup-empty");
+    timed_start(bench, &empty, "server-0.log").await?.0.stop();
+    let mut empty_starts = Vec::new();
+    for i in 0..STARTS {
+        let (server, ms) = timed_start(bench, &empty, &format!("server-{}.log", i + 1)).await?;
+        empty_starts.push(ms);
+        server.stop();
+    }
 
     eprintln!("== shutdown: SIGTERM during {REFRESH_CLIENTS} refresh chains");
     let (mut server, _) = timed_start(bench, &dir, "server-load.log").await?;
@@ -215,6 +224,7 @@ pub(super) async fn run(bench: &mut Bench<'_>, tmp: &Path) -> Result<String> {
         "| measure | result |\n|---|---|\n\
          | first start (makes and stores the signing key) | {first_ms:.1} ms |\n\
          | start to `/readyz` 200, {STARTS} starts | median **{start_ms:.1} ms** (each: {} ms) |\n\
+         | the same on an empty store, {STARTS} starts | median {:.1} ms (each: {} ms) |\n\
          | SIGTERM at rest to exit | median {:.1} ms (each: {} ms) |\n\
          | refreshes answered in all ({REFRESH_CLIENTS} chains: 2 s of load, then SIGTERM) | {answered} |\n\
          | requests in flight at the SIGTERM: answered 2xx / answered otherwise / no answer | {} / {} / {} |\n\
@@ -223,6 +233,8 @@ pub(super) async fn run(bench: &mut Bench<'_>, tmp: &Path) -> Result<String> {
          | restart on the same database, start to ready | {restart_ms:.1} ms |\n\
          | each chain's last answered refresh token after the restart | {worked} / {} accepted{} |",
         fmt(&starts),
+        median(&empty_starts),
+        fmt(&empty_starts),
         median(&idle_stops),
         fmt(&idle_stops),
         in_flight.0,
