@@ -25,6 +25,7 @@ mod scenarios;
 mod seed;
 mod servers;
 mod stats;
+mod traffic;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -24,8 +24,14 @@ use crate::stats::Summary;
 
 mod better_auth;
 mod compare;
+mod diversity;
 mod groups;
+mod host;
+mod postgres;
 mod sessions;
+mod startup;
+
+use host::{load_average, machine};
 
 const ISSUER: &str = "http://latchkey.bench";
 const AUDIENCE: &str = "latchkey-bench";
@@ -96,8 +102,8 @@ struct Settings {
     main: bool,
     /// The better-auth peer's sources, unless that group is skipped.
     better_auth: Option<PathBuf>,
-    /// The 10M-session group, and how many users it seeds (if it runs).
-    sessions_10m: Option<u64>,
+    /// The opt-in groups (10M sessions, diversity, PostgreSQL, start-up).
+    extra: groups::Extra,
     latchkey_bin: PathBuf,
     self_bin: PathBuf,
     server_core: Option<usize>,
@@ -168,10 +174,7 @@ pub(crate) fn run(options: AllOptions) -> Result<()> {
             .better_auth()
             .then(|| options.groups.better_auth.source())
             .flatten(),
-        sessions_10m: options
-            .groups
-            .sessions_10m()
-            .then_some(options.groups.sessions_10m_users),
+        extra: options.groups.extra(),
         latchkey_bin,
         self_bin,
         server_core: pin.then_some(SERVER_CORE),
@@ -189,37 +192,6 @@ pub(crate) fn run(options: AllOptions) -> Result<()> {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or_else(
-            || "?".to_owned(),
-            |kib| format!("{:.1} GiB", kib / 1_048_576.0),
-        );
-    format!("Machine: {cpus} CPUs ({model}), {memory} RAM")
 }
 
 /// Median time of an Argon2id (OWASP) verification on this thread's core, ms.
@@ -258,6 +230,17 @@ async fn start_latchkey(
     extra: &[(&str, &str)],
     log: &str,
 ) -> Result<ServerProcess> {
+    let (command, addr) = latchkey_command(settings, alg, dir, extra)?;
+    ServerProcess::start(name, command, addr, dir.join(log)).await
+}
+
+/// The command that starts Latchkey as [`start_latchkey`] does, and its address.
+fn latchkey_command(
+    settings: &Settings,
+    alg: &str,
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> Result<(Command, std::net::SocketAddr)> {
     std::fs::create_dir_all(dir)?;
     let addr = free_addr()?;
     let mut command = pinned(settings.server_core, &settings.latchkey_bin, &[]);
@@ -279,7 +262,7 @@ async fn start_latchkey(
         .env("LATCHKEY_RATE_REFRESH_PER_IP", generous)
         .env("LATCHKEY_RATE_REFRESH_PER_ACCOUNT", generous)
         .envs(extra.iter().copied());
-    ServerProcess::start(name, command, addr, dir.join(log)).await
+    Ok((command, addr))
 }
 
 async fn start_ceiling(
@@ -998,11 +981,7 @@ async fn run_all(settings: &Settings) -> Result<(Vec<Row>, Facts)> {
         facts.seed = Some(seeded_run(&mut bench, &tmp_path).await?);
     }
 
-    if let Some(users) = settings.sessions_10m {
-        facts
-            .sections
-            .push(sessions::run(&mut bench, &tmp_path, users).await?);
-    }
+    groups::run_extra(&mut bench, &tmp_path, &mut facts.sections).await?;
 
     facts.notes.push(format!(
         "Latchkey ran with its defaults except: SQLite in a temporary directory (synchronous=FULL, WAL), \

@@ -53,7 +53,7 @@ impl Timing {
         }
     }
 
-    fn window(self) -> Window {
+    pub(crate) fn window(self) -> Window {
         Window::starting_now(self.warmup, self.duration)
     }
 }
@@ -133,7 +133,7 @@ async fn login_many(target: Target, users: &[Creds], count: usize) -> Result<Vec
     Ok(tokens.into_iter().flatten().collect())
 }
 
-async fn collect(mut set: JoinSet<Recorder>, window: &Window) -> Result<Summary> {
+pub(crate) async fn collect(mut set: JoinSet<Recorder>, window: &Window) -> Result<Summary> {
     let mut all = Recorder::default();
     while let Some(done) = set.join_next().await {
         all.merge(done?);

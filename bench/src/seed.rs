@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 use latchkey_core::device::Device;
 use latchkey_core::model::{Email, Password, Role, Session, SessionId, User, UserId};
 use latchkey_core::password::{HashCost, PasswordHasher};
-use latchkey_core::refresh::RefreshTokenHash;
+use latchkey_core::refresh::{RefreshKeys, RefreshTokenHash};
 use latchkey_core::store::NewSession;
 use latchkey_core::time::Timestamp;
 use latchkey_store::BackendSettings;
@@ -89,6 +89,34 @@ fn now() -> Timestamp {
     Timestamp::from_unix_millis(millis)
 }
 
+/// The refresh-token keys of the store at `store` (made and stored if it has none yet,
+/// exactly as the server does on its first start).
+async fn refresh_keys(store: &dyn latchkey_core::store::Store) -> Result<RefreshKeys> {
+    let master = store
+        .secret_or_insert(
+            "refresh_token_master",
+            &RefreshKeys::generate_master_secret(),
+        )
+        .await?;
+    RefreshKeys::from_master_secret(&master).context("the stored refresh master is too short")
+}
+
+/// A first refresh token for session `id`: its text if it is one of the first `known`,
+/// and the hash to store.
+fn first_token(
+    keys: &RefreshKeys,
+    id: Uuid,
+    n: usize,
+    known: usize,
+    tokens: &mut Vec<String>,
+) -> [u8; 32] {
+    let token = keys.new_token(SessionId::from(id));
+    if n < known {
+        tokens.push(token.expose().to_owned());
+    }
+    *keys.hash(&token).as_bytes()
+}
+
 fn random_hash() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
@@ -108,6 +136,19 @@ fn insert_sql(table: &str, columns: &str, rows: usize) -> String {
 /// Seed the SQLite database file at `path` (created and migrated if missing) with
 /// `users` users, the first `via_store` of them through the store traits.
 pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<SeedReport> {
+    Ok(seed_with_tokens(path, users, via_store, 0).await?.0)
+}
+
+/// [`seed`], and the first refresh token (generation 0, valid, made with the store's own
+/// refresh key as the server would) of the first `known` users' sessions, in user order.
+/// A benchmark exchanges them on `POST /auth/refresh` for live access tokens without a
+/// single login. The other sessions get a random hash, as before.
+pub(crate) async fn seed_with_tokens(
+    path: &Path,
+    users: u64,
+    via_store: u64,
+    known: usize,
+) -> Result<(SeedReport, Vec<String>)> {
     let url = format!("sqlite://{}", path.display());
     let hasher = PasswordHasher::new(HashCost::OWASP)?;
     let password_hash = hasher.hash(
@@ -118,6 +159,8 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
     let via_store = via_store.min(users);
 
     let store = latchkey_store::open(&url, BackendSettings::default()).await?;
+    let keys = refresh_keys(store.as_ref()).await?;
+    let mut tokens = Vec::with_capacity(known);
     let started = Instant::now();
     for n in 0..via_store {
         let user = User {
@@ -138,8 +181,14 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
         };
         store
             .create_session(&NewSession {
+                first_token: RefreshTokenHash::from_bytes(first_token(
+                    &keys,
+                    session.id.as_uuid(),
+                    usize::try_from(n)?,
+                    known,
+                    &mut tokens,
+                )),
                 session,
-                first_token: RefreshTokenHash::from_bytes(random_hash()),
                 password_hash: password_hash.clone(),
                 client_ip: None,
                 user_agent: None,
@@ -164,10 +213,20 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
     user_ids.sort_unstable();
     let mut session_ids: Vec<Uuid> = (0..bulk).map(|_| Uuid::new_v4()).collect();
     session_ids.sort_unstable();
-    let mut hashes: Vec<[u8; 32]> = (0..bulk).map(|_| random_hash()).collect();
-    hashes.sort_unstable();
-    let millis = now.unix_millis();
     let first = usize::try_from(via_store)?;
+    // Keyed by (session, generation): the hashes need no order of their own.
+    let hashes: Vec<[u8; 32]> = session_ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| {
+            if first + k < known {
+                first_token(&keys, *id, first + k, known, &mut tokens)
+            } else {
+                random_hash()
+            }
+        })
+        .collect();
+    let millis = now.unix_millis();
     for tx_start in (0..bulk).step_by(ROWS_PER_TRANSACTION) {
         let tx_end = (tx_start + ROWS_PER_TRANSACTION).min(bulk);
         let mut tx = conn.begin().await?;
@@ -236,13 +295,14 @@ pub(crate) async fn seed(path: &Path, users: u64, via_store: u64) -> Result<Seed
     let file_bytes = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
-    Ok(SeedReport {
+    let report = SeedReport {
         users,
         via_store,
         via_store_time,
         bulk_time,
         file_bytes,
-    })
+    };
+    Ok((report, tokens))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -122,6 +122,21 @@ impl ServerProcess {
         Ok(server)
     }
 
+    /// A server started by the caller, already listening.
+    pub(crate) fn adopt(
+        name: impl Into<String>,
+        child: Child,
+        addr: SocketAddr,
+        log: PathBuf,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            addr,
+            child: Some(child),
+            log,
+        }
+    }
+
     async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -183,6 +198,35 @@ impl ServerProcess {
     pub(crate) fn reset_peak(&self) -> bool {
         self.pid()
             .is_some_and(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+    }
+
+    /// Send SIGTERM and return at once (see [`ServerProcess::wait_exit`]).
+    pub(crate) fn terminate(&self) -> Result<()> {
+        let pid = self.pid().context("the server is not running")?;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Wait up to `timeout` for the process to exit: its exit status, or `None` if it
+    /// is still running.
+    pub(crate) async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Stop with SIGTERM, wait up to 5 s, then SIGKILL.

@@ -50,6 +50,8 @@ pub(crate) struct Comparison {
     pub(crate) ratios: Vec<f64>,
     /// The reported round.
     pub(crate) chosen: usize,
+    /// Every side's requests per second, by round.
+    pub(crate) rates: Vec<Vec<f64>>,
 }
 
 impl Measured {
@@ -67,6 +69,19 @@ impl Comparison {
     /// The reported ratio: the median round's.
     pub(crate) fn ratio(&self) -> f64 {
         self.ratios[self.chosen]
+    }
+
+    /// Side `side` over side `reference`, by round, and the median of those.
+    pub(crate) fn ratio_of(&self, side: usize, reference: usize) -> (Vec<f64>, f64) {
+        let by_round: Vec<f64> = self.rates[side]
+            .iter()
+            .zip(&self.rates[reference])
+            .map(|(a, b)| a / b)
+            .collect();
+        let mut sorted = by_round.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        (by_round, median)
     }
 
     /// The first side's requests per server core over the best reference side's, in the
@@ -118,6 +133,10 @@ pub(super) async fn compare(
     let mut order: Vec<usize> = (0..rounds).collect();
     order.sort_by(|&a, &b| ratios[a].total_cmp(&ratios[b]));
     let chosen = order[order.len() / 2];
+    let rates = runs
+        .iter()
+        .map(|r| r.iter().map(|x| x.0.rate).collect())
+        .collect();
     let sides = sides
         .iter()
         .zip(&runs)
@@ -136,6 +155,7 @@ pub(super) async fn compare(
         sides,
         ratios,
         chosen,
+        rates,
     })
 }
 

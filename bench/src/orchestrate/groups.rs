@@ -1,8 +1,13 @@
-//! The groups of `all` beyond the main one, and how to pick them.
+//! The groups of `all` beyond the main one, how to pick them, and running the opt-in
+//! ones.
 
+use std::path::Path;
+
+use anyhow::Result;
 use clap::ValueEnum;
 
 use super::better_auth::BetterAuthOptions;
+use super::Bench;
 
 /// A group that `--only` can pick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -12,6 +17,12 @@ pub(crate) enum Group {
     /// 10,000,000 seeded sessions against an empty store.
     #[value(name = "sessions-10m")]
     Sessions10m,
+    /// The protected route with 100,000 distinct tokens, uniform and Zipf, vs the ceiling.
+    Diversity,
+    /// Refresh, login and mixed on PostgreSQL, with PostgreSQL's CPU.
+    Postgres,
+    /// Start-up time on a 1M-session store; SIGTERM during refresh chains.
+    Startup,
 }
 
 /// Options of `all` that pick groups.
@@ -28,8 +39,34 @@ pub(crate) struct GroupOptions {
     /// How many users the 10M-session group seeds (a smaller store for a smoke test).
     #[arg(long, default_value_t = super::sessions::USERS, hide = true)]
     pub(crate) sessions_10m_users: u64,
+    /// Also run the token-diversity group (100,000 tokens; about 2 minutes more).
+    #[arg(long)]
+    pub(crate) diversity: bool,
+    /// How many distinct tokens the diversity group uses (smaller for a smoke test).
+    #[arg(long, default_value_t = super::diversity::TOKENS, hide = true)]
+    pub(crate) diversity_tokens: usize,
+    /// Also run the PostgreSQL group (a database created and dropped on the server of
+    /// --postgres-url; about 2 minutes more).
+    #[arg(long)]
+    pub(crate) postgres: bool,
+    /// The PostgreSQL server for the PostgreSQL group, as a URL without a database name
+    /// (the group creates `latchkey_bench_<pid>` there and drops it at the end).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub(crate) postgres_url: String,
+    /// Also run the start-up and shutdown group (seeds 1M users; about 1 minute more).
+    #[arg(long)]
+    pub(crate) startup: bool,
     #[command(flatten)]
     pub(crate) better_auth: BetterAuthOptions,
+}
+
+/// The opt-in groups that run, with what they need.
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    sessions_10m: Option<u64>,
+    diversity: Option<usize>,
+    postgres: Option<String>,
+    startup: bool,
 }
 
 impl GroupOptions {
@@ -44,8 +81,51 @@ impl GroupOptions {
             && (self.only.is_empty() || self.only.contains(&Group::BetterAuth))
     }
 
-    /// Whether the 10M-session group runs.
-    pub(crate) fn sessions_10m(&self) -> bool {
-        self.sessions_10m || self.only.contains(&Group::Sessions10m)
+    fn picked(&self, flag: bool, group: Group) -> bool {
+        flag || self.only.contains(&group)
     }
+
+    /// The opt-in groups picked by their flags or by `--only`.
+    pub(crate) fn extra(&self) -> Extra {
+        Extra {
+            sessions_10m: self
+                .picked(self.sessions_10m, Group::Sessions10m)
+                .then_some(self.sessions_10m_users),
+            diversity: self
+                .picked(self.diversity, Group::Diversity)
+                .then_some(self.diversity_tokens),
+            postgres: self
+                .picked(self.postgres, Group::Postgres)
+                .then(|| self.postgres_url.clone()),
+            startup: self.picked(self.startup, Group::Startup),
+        }
+    }
+}
+
+/// Run the opt-in groups; each adds a Markdown section.
+pub(super) async fn run_extra(
+    bench: &mut Bench<'_>,
+    tmp: &Path,
+    sections: &mut Vec<String>,
+) -> Result<()> {
+    let extra = &bench.settings.extra;
+    let (diversity, postgres, startup, sessions_10m) = (
+        extra.diversity,
+        extra.postgres.clone(),
+        extra.startup,
+        extra.sessions_10m,
+    );
+    if let Some(tokens) = diversity {
+        sections.push(super::diversity::run(bench, tmp, tokens).await?);
+    }
+    if let Some(url) = postgres {
+        sections.push(super::postgres::run(bench, tmp, &url).await?);
+    }
+    if startup {
+        sections.push(super::startup::run(bench, tmp).await?);
+    }
+    if let Some(users) = sessions_10m {
+        sections.push(super::sessions::run(bench, tmp, users).await?);
+    }
+    Ok(())
 }
