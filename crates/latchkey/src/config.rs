@@ -9,11 +9,12 @@ use latchkey_verify::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 
 mod urls;
-mod values;
+// The settings' value types; `mail` and `webhooks` import them from here directly.
+pub(crate) mod values;
 
 pub(crate) use urls::is_loopback_authority;
 pub use urls::redact_url;
-pub use values::{CookieSecurity, HumanDuration, RateSpec, TrustedProxies};
+pub use values::{ConfigError, CookieSecurity, HumanDuration, RateSpec, TrustedProxies};
 
 /// Everything `latchkey serve` can be told.
 #[derive(Debug, Clone, Args)]
@@ -295,16 +296,6 @@ fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     s.parse()
         .map_err(|e: latchkey_verify::UnsupportedAlgorithm| e.to_string())
-}
-
-/// A setting that would make the server unsafe or unable to work.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid setting {setting}: {reason}")]
-pub struct ConfigError {
-    /// The environment variable of the setting.
-    pub setting: &'static str,
-    /// What is wrong.
-    pub reason: String,
 }
 
 impl Config {

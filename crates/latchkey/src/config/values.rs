@@ -1,7 +1,18 @@
-//! The value types of settings that need their own parsing.
+//! The value types of settings that need their own parsing, and the error of a setting
+//! that is refused.
 
 use std::str::FromStr;
 use std::time::Duration;
+
+/// A setting that would make the server unsafe or unable to work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable of the setting.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
 
 /// A duration written as a number and a unit: `500ms`, `30s`, `15m`, `12h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

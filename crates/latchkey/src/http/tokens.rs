@@ -9,9 +9,21 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::browser::set_refresh_cookie;
-use super::openapi::bodies::MfaRequired;
 use super::WebSettings;
 use crate::service::{IssuedTokens, MfaPending, MFA_METHODS};
+
+/// A login's first step for a user with a second factor: no tokens yet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(in crate::http) struct MfaRequired {
+    /// Always `true`.
+    pub(in crate::http) mfa_required: bool,
+    /// Single-use, bound to this login; send it with the code.
+    pub(in crate::http) mfa_token: String,
+    /// What the second step accepts (`totp`, `recovery_code`).
+    pub(in crate::http) methods: Vec<&'static str>,
+    /// Seconds the `mfa_token` lives.
+    pub(in crate::http) expires_in: u64,
+}
 
 /// Where the client wants its refresh token.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use clap::Args;
 
-use crate::config::{ConfigError, HumanDuration, RateSpec};
+use crate::config::values::{ConfigError, HumanDuration, RateSpec};
 
 /// An SMTP URL; its password is never shown by `Debug` or in logs.
 #[derive(Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use hyper::Uri;
 use latchkey_core::webhook::WebhookSigner;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{ConfigError, HumanDuration};
+use crate::config::values::{ConfigError, HumanDuration};
 
 /// A webhook endpoint: an `https://` URL, or `http://` to a loopback address.
 #[derive(Clone, PartialEq, Eq)]

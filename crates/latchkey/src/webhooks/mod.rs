@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 pub use config::{WebhookConfig, WebhookUrl};
 
 use crate::clock::{self, Clock};
-use crate::config::ConfigError;
+use crate::config::values::ConfigError;
 use crate::outbox::{Courier, Failure, Schedule};
 use crate::telemetry::Metrics;
 use config::origin_of;

@@ -29,20 +29,7 @@ pub(in crate::http) enum LoginAnswer {
     /// Users without a second factor: a new pair.
     Tokens(super::super::tokens::TokenResponse<'static>),
     /// Users with a second factor: send a code to `POST /auth/login/mfa`.
-    MfaRequired(MfaRequired),
-}
-
-/// A login's first step for a user with a second factor: no tokens yet.
-#[derive(Debug, Serialize, ToSchema)]
-pub(in crate::http) struct MfaRequired {
-    /// Always `true`.
-    pub(in crate::http) mfa_required: bool,
-    /// Single-use, bound to this login; send it with the code.
-    pub(in crate::http) mfa_token: String,
-    /// What the second step accepts (`totp`, `recovery_code`).
-    pub(in crate::http) methods: Vec<&'static str>,
-    /// Seconds the `mfa_token` lives.
-    pub(in crate::http) expires_in: u64,
+    MfaRequired(super::super::tokens::MfaRequired),
 }
 
 /// The caller, from the verified access token (no database access).
