@@ -8,7 +8,9 @@
 //! (`LATCHKEY_REVOCATION_POLL=1h`): only Redis fan-out can carry a revocation from one to
 //! the other here. Each chain alternates replicas request by request (chain `i` starts on
 //! replica `i % 2`), as behind a round-robin load balancer, so every refresh token it
-//! presents was issued by the other replica.
+//! presents was issued by the other replica; one side instead keeps half the chains on
+//! each replica (as behind a sticky balancer), to tell the cost of alternating from the
+//! cost of a second process.
 //!
 //! Cores: replicas A and B pinned to the server core (0), so two replicas get the core one
 //! replica gets; a third, C, pinned to the load generator's core (1), for a pair with a
@@ -200,16 +202,23 @@ async fn chain(
     recorder
 }
 
-/// Refresh chains (one per user) over `targets` through `window`.
+/// Refresh chains (one per user) over `targets` through `window`: each alternating over
+/// all of them, or (`alternate` false) chain `i` on `targets[i % len]` only.
 async fn run_chains(
     targets: &[Target],
+    alternate: bool,
     users: &[Creds],
     tokens: Vec<Tokens>,
     window: Window,
 ) -> Result<Summary> {
     let mut set = JoinSet::new();
     for (i, (user, tokens)) in users.iter().zip(tokens).enumerate() {
-        set.spawn(chain(targets.to_vec(), i, user.clone(), tokens, window));
+        let mine = if alternate {
+            targets.to_vec()
+        } else {
+            vec![targets[i % targets.len()]]
+        };
+        set.spawn(chain(mine, i, user.clone(), tokens, window));
     }
     scenarios::collect(set, &window).await
 }

@@ -21,8 +21,9 @@ use crate::scenarios::{self, Target, Timing};
 use crate::stats::{Summary, Window};
 
 /// The sides of the comparison: which replicas the chains alternate over.
-const SIDES: [&str; 3] = [
+const SIDES: [&str; 4] = [
     "A + B, both on core 0",
+    "A + B, half the chains each, both on core 0",
     "A (core 0) + C (core 1)",
     "A alone (reference)",
 ];
@@ -145,7 +146,7 @@ pub(super) async fn measure(
     });
     let calls: Vec<Calls> = (0..SIDES.len()).map(|_| Calls::default()).collect();
     let users = Arc::new(users);
-    let side_run = |targets: Vec<Target>, calls: &Calls| -> Run<'static> {
+    let side_run = |targets: Vec<Target>, alternate: bool, calls: &Calls| -> Run<'static> {
         let (watch, calls, users) = (watch.clone(), calls.clone(), users.clone());
         Box::new(move || {
             let (watch, calls, users, targets) =
@@ -153,18 +154,28 @@ pub(super) async fn measure(
             Box::pin(async move {
                 let tokens = first_logins(&targets, &users).await?;
                 let window = timing.window();
-                sampled(watch, calls, run_chains(&targets, &users, tokens, window)).await
+                sampled(
+                    watch,
+                    calls,
+                    run_chains(&targets, alternate, &users, tokens, window),
+                )
+                .await
             })
         })
     };
-    let side = |i: usize, targets: Vec<Target>| Side {
+    let side = |i: usize, targets: Vec<Target>, alternate: bool| Side {
         name: SIDES[i],
         server: &replicas[0],
         rest,
         peer: i == SIDES.len() - 1,
-        run: side_run(targets, &calls[i]),
+        run: side_run(targets, alternate, &calls[i]),
     };
-    let sides = [side(0, vec![a, b]), side(1, vec![a, c]), side(2, vec![a])];
+    let sides = [
+        side(0, vec![a, b], true),
+        side(1, vec![a, b], false),
+        side(2, vec![a, c], true),
+        side(3, vec![a], true),
+    ];
     let comparison = compare(
         bench,
         "refresh chains",
@@ -193,7 +204,7 @@ pub(super) async fn measure(
             sampled(
                 watch.clone(),
                 phase_calls.clone(),
-                run_chains(&both, &users, tokens, window)
+                run_chains(&both, true, &users, tokens, window)
             ),
             revoke_all(a, b, &sessions, window)
         );
@@ -251,7 +262,8 @@ fn render(r: &Rendered<'_>) -> String {
         "Three replicas of the release build (EdDSA, the default pool of 8 connections each, \
          `LATCHKEY_REVOCATION_POLL=1h`), started one after another on the same database and Redis. \
          {REFRESH_CLIENTS} refresh chains, each alternating replicas request by request (chain `i` starts on \
-         the `i % 2`th), against the same {REFRESH_CLIENTS} chains on A alone, in {} alternating rounds; \
+         the `i % 2`th; in the \"half the chains each\" row chain `i` stays on it), against the same \
+         {REFRESH_CLIENTS} chains on A alone, in {} alternating rounds; \
          the rows are the round of median ratio (A + B over A alone). **How the cores were shared:** A and \
          B pinned to core 0 (two replicas on the core one replica gets), C to core 1 beside the load \
          generator; PostgreSQL and Redis unpinned on both. CPU = shares of one core over the measured \
