@@ -82,6 +82,17 @@ impl Conn {
         self.send(request).await
     }
 
+    /// `POST path` with no body and a bearer token (e.g. `POST /auth/logout`).
+    pub(crate) async fn post_bearer(&mut self, path: &str, bearer: &str) -> Result<Response> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::HOST, &self.host)
+            .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .body(Full::new(Bytes::new()))?;
+        self.send(request).await
+    }
+
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Response> {
         if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
             self.sender = Some(connect(self.addr).await?);

@@ -28,6 +28,7 @@ mod diversity;
 mod groups;
 mod host;
 mod postgres;
+mod replicas;
 mod sessions;
 mod startup;
 
@@ -102,7 +103,7 @@ struct Settings {
     main: bool,
     /// The better-auth peer's sources, unless that group is skipped.
     better_auth: Option<PathBuf>,
-    /// The opt-in groups (10M sessions, diversity, PostgreSQL, start-up).
+    /// The opt-in groups (10M sessions, diversity, PostgreSQL, start-up, replicas).
     extra: groups::Extra,
     latchkey_bin: PathBuf,
     self_bin: PathBuf,

@@ -23,6 +23,9 @@ pub(crate) enum Group {
     Postgres,
     /// Start-up time on a 1M-session store; SIGTERM during refresh chains.
     Startup,
+    /// Two replicas on one PostgreSQL and one Redis: aggregate refresh rate and
+    /// cross-replica revocation delay.
+    Replicas,
 }
 
 /// Options of `all` that pick groups.
@@ -49,13 +52,20 @@ pub(crate) struct GroupOptions {
     /// --postgres-url; about 2 minutes more).
     #[arg(long)]
     pub(crate) postgres: bool,
-    /// The PostgreSQL server for the PostgreSQL group, as a URL without a database name
-    /// (the group creates `latchkey_bench_<pid>` there and drops it at the end).
+    /// The PostgreSQL server for the PostgreSQL and two-replica groups, as a URL without
+    /// a database name (each group creates a database there and drops it at the end).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pub(crate) postgres_url: String,
     /// Also run the start-up and shutdown group (seeds 1M users; about 1 minute more).
     #[arg(long)]
     pub(crate) startup: bool,
+    /// Also run the two-replica group (a database on the server of --postgres-url, the
+    /// Redis of --redis-url; about 1.5 minutes more).
+    #[arg(long)]
+    pub(crate) replicas: bool,
+    /// The Redis the replicas share (the two-replica group).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub(crate) redis_url: String,
     #[command(flatten)]
     pub(crate) better_auth: BetterAuthOptions,
 }
@@ -67,6 +77,8 @@ pub(crate) struct Extra {
     diversity: Option<usize>,
     postgres: Option<String>,
     startup: bool,
+    /// The PostgreSQL server and the Redis of the two-replica group.
+    replicas: Option<(String, String)>,
 }
 
 impl GroupOptions {
@@ -98,6 +110,9 @@ impl GroupOptions {
                 .picked(self.postgres, Group::Postgres)
                 .then(|| self.postgres_url.clone()),
             startup: self.picked(self.startup, Group::Startup),
+            replicas: self
+                .picked(self.replicas, Group::Replicas)
+                .then(|| (self.postgres_url.clone(), self.redis_url.clone())),
         }
     }
 }
@@ -109,17 +124,21 @@ pub(super) async fn run_extra(
     sections: &mut Vec<String>,
 ) -> Result<()> {
     let extra = &bench.settings.extra;
-    let (diversity, postgres, startup, sessions_10m) = (
+    let (diversity, postgres, startup, sessions_10m, replicas) = (
         extra.diversity,
         extra.postgres.clone(),
         extra.startup,
         extra.sessions_10m,
+        extra.replicas.clone(),
     );
     if let Some(tokens) = diversity {
         sections.push(super::diversity::run(bench, tmp, tokens).await?);
     }
     if let Some(url) = postgres {
         sections.push(super::postgres::run(bench, tmp, &url).await?);
+    }
+    if let Some((pg, redis)) = replicas {
+        sections.push(super::replicas::run(bench, tmp, &pg, &redis).await?);
     }
     if startup {
         sections.push(super::startup::run(bench, tmp).await?);

@@ -1,5 +1,5 @@
 //! What the benchmark reads about the machine from /proc: the load average, the CPU
-//! model, CPU time per core and of PostgreSQL's processes.
+//! model, CPU time per core and of PostgreSQL's processes, other processes by name.
 
 use std::time::Instant;
 
@@ -51,6 +51,15 @@ pub(super) fn core_ticks() -> Vec<(u64, u64)> {
             (total - idle, total)
         })
         .collect()
+}
+
+/// The id of the first process named `comm` (e.g. `redis-server`), if any.
+pub(super) fn pid_of(comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+        let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (name.trim() == comm).then_some(pid)
+    })
 }
 
 /// CPU time of every process named `postgres`, children reaped by them included (so a

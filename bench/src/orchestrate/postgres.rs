@@ -106,7 +106,7 @@ fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
 }
 
-async fn admin(url: &str) -> Result<PgConnection> {
+pub(super) async fn admin(url: &str) -> Result<PgConnection> {
     PgConnection::connect(&format!("{url}/postgres"))
         .await
         .with_context(|| format!("connecting to {url}/postgres"))
