@@ -80,10 +80,10 @@ export function setUpTwoStep({ json, item, refresh, signInAgain }) {
         code: $("mfa-code").value.trim(),
       });
       $("mfa-enrol").hidden = true;
-      await sync();
+      // The codes first: they are shown this once, whatever happens next.
       showCodes(codes);
       say("Two-step sign-in is on.");
-      await refresh();
+      await Promise.all([sync(), refresh()]);
     } catch (error) {
       fail(error);
     }
