@@ -156,7 +156,13 @@ async fn kill_and_restart(database_url: &str, label: &str) {
     eprintln!("crash test on {label}: {kills} kills, LATCHKEY_CRASH_SEED={seed}");
     let mut rng = fastrand::Rng::with_seed(seed);
     let settings = server_settings();
-    let client = reqwest::Client::new();
+    // A new connection per request: after a kill, a request fails to connect, so a
+    // broken connection means the server had taken the request (never a stale pooled
+    // connection).
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
 
     let mut server = Replica::start(database_url, None, &settings).await;
     let mut chains = Vec::with_capacity(CHAINS);
