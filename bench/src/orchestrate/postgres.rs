@@ -106,36 +106,56 @@ fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
 }
 
-pub(super) async fn admin(url: &str) -> Result<PgConnection> {
+async fn admin(url: &str) -> Result<PgConnection> {
     PgConnection::connect(&format!("{url}/postgres"))
         .await
         .with_context(|| format!("connecting to {url}/postgres"))
+}
+
+/// What the PostgreSQL server says of itself, for the report.
+pub(super) struct ServerFacts {
+    pub(super) version: String,
+    pub(super) synchronous_commit: String,
+    pub(super) fsync: String,
+}
+
+/// Create the empty database `db` for one group's run; the server's facts.
+pub(super) async fn create_scratch_database(url: &str, db: &str) -> Result<ServerFacts> {
+    let mut conn = admin(url).await?;
+    let show = |setting: &'static str| sqlx::query_scalar::<_, String>(setting);
+    let facts = ServerFacts {
+        version: show("SHOW server_version").fetch_one(&mut conn).await?,
+        synchronous_commit: show("SHOW synchronous_commit").fetch_one(&mut conn).await?,
+        fsync: show("SHOW fsync").fetch_one(&mut conn).await?,
+    };
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(facts)
+}
+
+/// Drop the database a group ran on (its connections too).
+pub(super) async fn drop_scratch_database(url: &str, db: &str) -> Result<()> {
+    let mut conn = admin(url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
 }
 
 /// Create the database, run the scenarios, drop the database; the Markdown section.
 pub(super) async fn run(bench: &mut Bench<'_>, tmp: &Path, url: &str) -> Result<String> {
     let url = url.trim_end_matches('/');
     let db = format!("latchkey_bench_{}", std::process::id());
-    let mut conn = admin(url).await?;
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut conn)
-        .await?;
-    let sync_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut conn)
-        .await?;
-    let fsync: String = sqlx::query_scalar("SHOW fsync")
-        .fetch_one(&mut conn)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
+    let ServerFacts {
+        version,
+        synchronous_commit: sync_commit,
+        fsync,
+    } = create_scratch_database(url, &db).await?;
     let result = measure(bench, tmp, &format!("{url}/{db}")).await;
-    let mut conn = admin(url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
+    drop_scratch_database(url, &db).await?;
     let (comparisons, extra) = result?;
     let mut out = String::from("\n### PostgreSQL under load\n\n");
     let _ = writeln!(

@@ -24,12 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
 use super::host::{HostSample, HostShares};
-use super::postgres::admin;
+use super::postgres::{create_scratch_database, drop_scratch_database};
 use super::Bench;
 use crate::api::{Creds, Tokens};
 use crate::client::Conn;
@@ -358,23 +357,10 @@ pub(super) async fn run(
         .await
         .with_context(|| format!("Redis at {redis} (start redis-server, or pass --redis-url)"))?;
     let db = format!("latchkey_bench_replicas_{}", std::process::id());
-    let mut conn = admin(pg).await?;
-    let version: String = sqlx::query_scalar("SHOW server_version")
-        .fetch_one(&mut conn)
-        .await?;
-    let sync_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&mut conn)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {db}"))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
+    let facts = create_scratch_database(pg, &db).await?;
+    let (version, sync_commit) = (facts.version, facts.synchronous_commit);
     let result = measure::measure(bench, tmp, &format!("{pg}/{db}"), redis).await;
-    let mut conn = admin(pg).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&mut conn)
-        .await?;
-    conn.close().await?;
+    drop_scratch_database(pg, &db).await?;
     let body = result?;
     Ok(format!(
         "\n### Two replicas on one PostgreSQL and one Redis\n\n\
