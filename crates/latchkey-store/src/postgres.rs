@@ -68,6 +68,37 @@ const STATE_AT_LOCATOR: &str = concat!(
 /// A token from before locators, found by its hash, the primary key (migration 0002).
 const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = $1 AND t.legacy");
 
+/// A rotation as one statement, so one round trip and no explicit transaction.
+///
+/// `advanced` is the compare-and-set: the session, unrevoked, moves from the presented
+/// generation (`$3`) to the successor's (`$1`) only while the presented token is its
+/// unspent token of that generation. Concurrent rotations of one family queue on the
+/// session's row lock, and the losers find the generation moved once the winner commits
+/// (READ COMMITTED re-checks the row). `spent` and `issued` then spend the presented
+/// token and store the successor. The last line answers 1 (rotated) or 0 (conflict);
+/// should the session have moved without its token being spent, it fails the
+/// statement with a cast error naming `rotation_conflict`, which backs out every part.
+const ROTATE: &str = "\
+WITH advanced AS ( \
+    UPDATE sessions SET latest_generation = $1, last_ip = COALESCE($4, last_ip) \
+    WHERE id = $2 AND latest_generation = $3 AND revoked_at IS NULL \
+      AND EXISTS (SELECT 1 FROM refresh_tokens \
+                  WHERE hash = $6 AND session_id = $2 AND generation = $3 \
+                    AND spent_at IS NULL) \
+    RETURNING id \
+), spent AS ( \
+    UPDATE refresh_tokens SET spent_at = $5 \
+    WHERE hash = $6 AND session_id = $2 AND generation = $3 AND spent_at IS NULL \
+      AND EXISTS (SELECT 1 FROM advanced) \
+    RETURNING session_id \
+), issued AS ( \
+    INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
+    SELECT $7, session_id, $1, $5, NULL FROM spent \
+    RETURNING 1 \
+) \
+SELECT CASE WHEN a.n = i.n THEN i.n ELSE ('rotation_conflict ' || a.n || i.n)::bigint END \
+FROM (SELECT count(*) AS n FROM advanced) a, (SELECT count(*) AS n FROM issued) i";
+
 /// Key of the transaction-level advisory lock that serialises appends to the
 /// revocation log (the bytes of "LtchRevk").
 const REVOCATION_APPEND_LOCK: i64 = 0x4c74_6368_5265_766b;
@@ -358,53 +389,22 @@ impl SessionStore for PostgresStore {
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
         let successor_generation = next_generation(rotation.presented_generation)?;
-        let session_id = rotation.session_id.as_uuid();
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        // Session row first: concurrent rotations of one family queue on it, and the
-        // losers see the advanced generation once the winner commits.
-        let advanced = sqlx::query(
-            "UPDATE sessions SET latest_generation = $1, last_ip = COALESCE($4, last_ip) \
-             WHERE id = $2 AND latest_generation = $3 AND revoked_at IS NULL",
-        )
-        .bind(generation_to_db(successor_generation))
-        .bind(session_id)
-        .bind(generation_to_db(rotation.presented_generation))
-        .bind(rotation.client_ip.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        if advanced.rows_affected() != 1 {
-            tx.rollback().await.map_err(map_error)?;
-            return Ok(RotateOutcome::Conflict);
-        }
-        let spent = sqlx::query(
-            "UPDATE refresh_tokens SET spent_at = $1 \
-             WHERE hash = $2 AND session_id = $3 AND generation = $4 AND spent_at IS NULL",
-        )
-        .bind(rotation.now.unix_millis())
-        .bind(rotation.presented.as_bytes().as_slice())
-        .bind(session_id)
-        .bind(generation_to_db(rotation.presented_generation))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        if spent.rows_affected() != 1 {
-            tx.rollback().await.map_err(map_error)?;
-            return Ok(RotateOutcome::Conflict);
-        }
-        sqlx::query(
-            "INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
-             VALUES ($1, $2, $3, $4, NULL)",
-        )
-        .bind(rotation.successor.as_bytes().as_slice())
-        .bind(session_id)
-        .bind(generation_to_db(successor_generation))
-        .bind(rotation.now.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(RotateOutcome::Rotated)
+        let rotated: i64 = sqlx::query_scalar(ROTATE)
+            .bind(generation_to_db(successor_generation))
+            .bind(rotation.session_id.as_uuid())
+            .bind(generation_to_db(rotation.presented_generation))
+            .bind(rotation.client_ip.as_deref())
+            .bind(rotation.now.unix_millis())
+            .bind(rotation.presented.as_bytes().as_slice())
+            .bind(rotation.successor.as_bytes().as_slice())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(if rotated == 1 {
+            RotateOutcome::Rotated
+        } else {
+            RotateOutcome::Conflict
+        })
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
