@@ -55,6 +55,12 @@ use crate::migrations;
 use events::insert_event;
 use refresh_lane::RefreshLane;
 
+/// Page cache of each read-pool connection, in KiB (SQLite's default is about 2 MiB).
+/// The readers serve scattered single-row lookups (a user by e-mail at login, a
+/// session's details) whose pages the OS page cache keeps anyway; a small cache each
+/// keeps the pool's memory bounded on a large store (8 readers: 4 MiB, not 16).
+const READER_CACHE_KIB: u32 = 512;
+
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SqliteSynchronous {
@@ -200,7 +206,11 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect_options.clone())
+            .connect_with(
+                connect_options
+                    .clone()
+                    .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+            )
             .await
             .map_err(map_error)?;
         let refresh_lane = RefreshLane::start(
