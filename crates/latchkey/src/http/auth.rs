@@ -178,8 +178,8 @@ async fn refresh(
     }
 }
 
-/// End the session of the refresh token (body or cookie) and/or of the access token,
-/// and deny the access token until it expires. Idempotent.
+/// End the session of the refresh token (body or cookie) and/or of the access token;
+/// every access token of an ended session is refused from then on. Idempotent.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     request_body(content = Option<RefreshRequest>,
         description = "The refresh token, or an empty body"),

@@ -262,10 +262,11 @@ impl AuthService {
         Ok(())
     }
 
-    /// End a session: by its refresh token, by an access token of it, or both. The access
-    /// token's `jti` is denied until it expires. Unknown or invalid tokens, and sessions
-    /// already ended, are ignored without writing anything (logout is idempotent and
-    /// cheap to repeat); logouts are rate-limited per client network.
+    /// End a session: by its refresh token, by an access token of it, or both (an access
+    /// token without a session has its `jti` denied until it expires instead). Unknown or
+    /// invalid tokens, and sessions already ended, are ignored without writing anything
+    /// (logout is idempotent and cheap to repeat); logouts are rate-limited per client
+    /// network.
     pub async fn logout(
         &self,
         raw_refresh_token: Option<&str>,
@@ -292,9 +293,11 @@ impl AuthService {
         }
         if let Some(token) = access_token {
             if let Some(claims) = self.live_access_claims(token) {
-                self.deny_access_token(&claims).await?;
-                if let Ok(sid) = claims.sid.parse::<SessionId>() {
-                    sessions.push((sid, claims.sub.parse::<UserId>().ok()));
+                match claims.sid.parse::<SessionId>() {
+                    // Ending the session refuses every access token of it, this one
+                    // included: one revocation, written in one transaction.
+                    Ok(sid) => sessions.push((sid, claims.sub.parse::<UserId>().ok())),
+                    Err(_) => self.deny_access_token(&claims).await?,
                 }
             }
         }

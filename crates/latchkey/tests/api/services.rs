@@ -161,6 +161,7 @@ async fn the_revocation_feed_needs_its_secret_and_is_off_without_one() {
         .unwrap();
     assert_error(response, StatusCode::UNAUTHORIZED, "feed_secret_invalid").await;
     let tokens = on.user_with_session("bea@example.com").await;
+    let session = crate::accounts::session_of(&on, &tokens.access).await;
     let response = on
         .client
         .post(on.url("/auth/logout"))
@@ -170,8 +171,11 @@ async fn the_revocation_feed_needs_its_secret_and_is_off_without_one() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let feed = on.get_json("/auth/revocations?after=0", FEED_SECRET).await;
+    // Logging out with an access token ends its session: one entry, which refuses
+    // that access token as well as the session's others.
     let kinds = strings(&feed["entries"], "kind");
-    assert_eq!(kinds, ["access_token", "session"], "{feed}");
+    assert_eq!(kinds, ["session"], "{feed}");
+    assert_eq!(feed["entries"][0]["value"], session.as_str(), "{feed}");
     let next = feed["next"].as_i64().unwrap();
     let later = on
         .get_json(&format!("/auth/revocations?after={next}"), FEED_SECRET)
