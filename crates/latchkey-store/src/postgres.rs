@@ -18,20 +18,19 @@ use latchkey_core::model::{
 };
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, CreateSessionOutcome, EventPosition, KeyStore, LoggedEvent, Maintenance, NewSession,
-    PasswordChange, RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails,
-    SessionRevocation, SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore,
-    UserUpdate, UserUpdateOutcome,
+    AuditLog, CreateSessionOutcome, EventPosition, LoggedEvent, Maintenance, NewSession,
+    PasswordChange, RotateOutcome, Rotation, SessionDetails, SessionRevocation, SessionStore,
+    StoreError, UserDeletion, UserStore, UserUpdate, UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
 use latchkey_core::webhook::webhook_type;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Decode, PgConnection, Postgres, Row, Type};
+use sqlx::{Decode, Postgres, Row, Type};
 use uuid::Uuid;
 
 use crate::convert::{
     event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
-    revocation_from_db, roles_from_db, roles_to_db, ts, KIND_ACCESS_TOKEN, KIND_KEY, KIND_SESSION,
+    roles_from_db, roles_to_db, ts, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -39,12 +38,15 @@ use crate::migrations;
 mod accounts;
 mod email;
 mod events;
+mod keys;
 mod mfa;
 mod registration;
+mod revocations;
 mod sealed;
 mod webhooks;
 
 use events::insert_event;
+use revocations::append_revocation;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {
@@ -98,10 +100,6 @@ WITH advanced AS ( \
 ) \
 SELECT CASE WHEN a.n = i.n THEN i.n ELSE ('rotation_conflict ' || a.n || i.n)::bigint END \
 FROM (SELECT count(*) AS n FROM advanced) a, (SELECT count(*) AS n FROM issued) i";
-
-/// Key of the transaction-level advisory lock that serialises appends to the
-/// revocation log (the bytes of "LtchRevk").
-const REVOCATION_APPEND_LOCK: i64 = 0x4c74_6368_5265_766b;
 
 /// Connection settings of the PostgreSQL backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,16 +189,6 @@ fn session_from_row(row: &PgRow) -> Result<Session, StoreError> {
     })
 }
 
-fn key_from_row(row: &PgRow) -> Result<StoredSigningKey, StoreError> {
-    Ok(StoredSigningKey {
-        kid: get(row, "kid")?,
-        algorithm: get(row, "algorithm")?,
-        private_key: get(row, "private_key")?,
-        created_at: ts(get(row, "created_at")?),
-        retired_at: opt_ts(get(row, "retired_at")?),
-    })
-}
-
 fn event_from_row(row: &PgRow) -> Result<SecurityEvent, StoreError> {
     Ok(SecurityEvent {
         at: ts(get(row, "at")?),
@@ -215,38 +203,7 @@ fn event_from_row(row: &PgRow) -> Result<SecurityEvent, StoreError> {
 
 const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at, disabled_at";
 const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
-const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
-
-/// Append to the revocation log inside the caller's transaction.
-///
-/// A `BIGSERIAL` hands out numbers in call order, not commit order: without a lock, an
-/// entry with a smaller `seq` could become visible after a reader has already moved its
-/// cursor past a larger one, and would be skipped for good. The advisory lock, held
-/// until the transaction ends, makes `seq` order commit order.
-async fn append_revocation(
-    conn: &mut PgConnection,
-    kind: &str,
-    value: &str,
-    expires_at: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(REVOCATION_APPEND_LOCK)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_error)?;
-    sqlx::query(
-        "INSERT INTO revocations (kind, value, expires_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (kind, value) DO NOTHING",
-    )
-    .bind(kind)
-    .bind(value)
-    .bind(expires_at.unix_millis())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_error)?;
-    Ok(())
-}
 
 #[async_trait]
 impl UserStore for PostgresStore {
@@ -454,165 +411,6 @@ impl SessionStore for PostgresStore {
         revocation: &SessionRevocation,
     ) -> Result<Vec<SessionId>, StoreError> {
         self.revoke_user_sessions_tx(user, except, revocation).await
-    }
-}
-
-#[async_trait]
-impl RevocationStore for PostgresStore {
-    async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        append_revocation(&mut tx, KIND_ACCESS_TOKEN, jti, expires_at).await?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn revocations_after(
-        &self,
-        after: i64,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<RevocationEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, value, expires_at FROM revocations \
-             WHERE seq > $1 AND expires_at > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(after)
-        .bind(now.unix_millis())
-        .bind(limit_to_db(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        rows.iter()
-            .map(|row| {
-                revocation_from_db(
-                    get(row, "seq")?,
-                    &get::<String>(row, "kind")?,
-                    get(row, "value")?,
-                    get(row, "expires_at")?,
-                )
-            })
-            .collect()
-    }
-}
-
-#[async_trait]
-impl KeyStore for PostgresStore {
-    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
-        // The partial unique index on active keys makes a second active key a conflict;
-        // a racing insert waits for the first to commit, then does nothing.
-        let done = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
-             VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.as_slice())
-        .bind(key.created_at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn rotate_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(key.created_at.unix_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
-             VALUES ($1, $2, $3, $4, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.as_slice())
-        .bind(key.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn delete_signing_keys_retired_before(
-        &self,
-        cutoff: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
-        )
-        .bind(cutoff.unix_millis())
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn revoke_signing_key(
-        &self,
-        kid: &str,
-        log_until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let deleted =
-            sqlx::query("DELETE FROM signing_keys WHERE kid = $1 AND retired_at IS NOT NULL")
-                .bind(kid)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
-        if deleted.rows_affected() != 1 {
-            tx.rollback().await.map_err(map_error)?;
-            return Ok(false);
-        }
-        append_revocation(&mut tx, KIND_KEY, kid, log_until).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(true)
-    }
-
-    async fn replace_signing_key_material(
-        &self,
-        kid: &str,
-        expected: &[u8],
-        replacement: &[u8],
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3",
-        )
-        .bind(replacement)
-        .bind(kid)
-        .bind(expected)
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        // A racing insert waits for the first to commit, then does nothing; the SELECT,
-        // a new statement with a new snapshot, then sees the winner's value.
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(candidate)
-        .execute(&self.pool)
-        .await
-        .map_err(map_error)?;
-        sqlx::query_scalar("SELECT value FROM secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_error)
     }
 }
 

@@ -18,9 +18,11 @@
 mod accounts;
 mod email;
 mod events;
+mod keys;
 mod mfa;
 mod refresh_lane;
 mod registration;
+mod revocations;
 mod sealed;
 mod webhooks;
 
@@ -32,10 +34,9 @@ use latchkey_core::audit::SecurityEvent;
 use latchkey_core::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
-    AuditLog, CreateSessionOutcome, EventPosition, KeyStore, LoggedEvent, Maintenance, NewSession,
-    PasswordChange, RevocationEntry, RevocationStore, RotateOutcome, Rotation, SessionDetails,
-    SessionRevocation, SessionStore, StoreError, StoredSigningKey, UserDeletion, UserStore,
-    UserUpdate, UserUpdateOutcome,
+    AuditLog, CreateSessionOutcome, EventPosition, LoggedEvent, Maintenance, NewSession,
+    PasswordChange, RotateOutcome, Rotation, SessionDetails, SessionRevocation, SessionStore,
+    StoreError, UserDeletion, UserStore, UserUpdate, UserUpdateOutcome,
 };
 use latchkey_core::time::Timestamp;
 use latchkey_core::webhook::webhook_type;
@@ -46,9 +47,8 @@ use sqlx::sqlite::{
 use sqlx::{Decode, Row, Sqlite, Transaction, Type};
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, limit_to_db, opt_ts, revocation_from_db, roles_from_db,
-    roles_to_db, session_id_from_text, ts, user_id_from_text, KIND_ACCESS_TOKEN, KIND_KEY,
-    KIND_SESSION,
+    event_kind_from_db, generation_from_db, limit_to_db, opt_ts, roles_from_db, roles_to_db,
+    session_id_from_text, ts, user_id_from_text, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -281,16 +281,6 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<StoredSigningKey, StoreError> {
-    Ok(StoredSigningKey {
-        kid: get(row, "kid")?,
-        algorithm: get(row, "algorithm")?,
-        private_key: get(row, "private_key")?,
-        created_at: ts(get(row, "created_at")?),
-        retired_at: opt_ts(get(row, "retired_at")?),
-    })
-}
-
 fn event_from_row(row: &SqliteRow) -> Result<SecurityEvent, StoreError> {
     let user_id: Option<String> = get(row, "user_id")?;
     let session_id: Option<String> = get(row, "session_id")?;
@@ -310,7 +300,6 @@ fn event_from_row(row: &SqliteRow) -> Result<SecurityEvent, StoreError> {
 
 const USER_COLUMNS: &str = "id, email, password_hash, roles, created_at, disabled_at";
 const SESSION_COLUMNS: &str = "id, user_id, created_at, latest_generation, revoked_at";
-const KEY_COLUMNS: &str = "kid, algorithm, private_key, created_at, retired_at";
 const EVENT_COLUMNS: &str = "at, kind, user_id, session_id, client_ip, user_agent, detail";
 
 #[async_trait]
@@ -473,182 +462,6 @@ impl SessionStore for SqliteStore {
         revocation: &SessionRevocation,
     ) -> Result<Vec<SessionId>, StoreError> {
         self.revoke_user_sessions_tx(user, except, revocation).await
-    }
-}
-
-#[async_trait]
-impl RevocationStore for SqliteStore {
-    async fn deny_access_token(&self, jti: &str, expires_at: Timestamp) -> Result<(), StoreError> {
-        // One statement on the single writer: seq order is commit order.
-        sqlx::query(
-            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT (kind, value) DO NOTHING",
-        )
-        .bind(KIND_ACCESS_TOKEN)
-        .bind(jti)
-        .bind(expires_at.unix_millis())
-        .execute(&self.writer)
-        .await
-        .map_err(map_error)?;
-        Ok(())
-    }
-
-    async fn revocations_after(
-        &self,
-        after: i64,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<RevocationEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, value, expires_at FROM revocations \
-             WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(after)
-        .bind(now.unix_millis())
-        .bind(limit_to_db(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_error)?;
-        rows.iter()
-            .map(|row| {
-                revocation_from_db(
-                    get(row, "seq")?,
-                    &get::<String>(row, "kind")?,
-                    get(row, "value")?,
-                    get(row, "expires_at")?,
-                )
-            })
-            .collect()
-    }
-}
-
-#[async_trait]
-impl KeyStore for SqliteStore {
-    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
-        ))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_error)?;
-        rows.iter().map(key_from_row).collect()
-    }
-
-    async fn insert_first_signing_key(&self, key: &StoredSigningKey) -> Result<bool, StoreError> {
-        // The partial unique index on active keys makes a second active key a conflict.
-        let done = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
-             VALUES (?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.as_slice())
-        .bind(key.created_at.unix_millis())
-        .execute(&self.writer)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn rotate_signing_key(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
-            .bind(key.created_at.unix_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, created_at, retired_at) \
-             VALUES (?, ?, ?, ?, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.algorithm)
-        .bind(key.private_key.as_slice())
-        .bind(key.created_at.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn delete_signing_keys_retired_before(
-        &self,
-        cutoff: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?")
-                .bind(cutoff.unix_millis())
-                .execute(&self.writer)
-                .await
-                .map_err(map_error)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn revoke_signing_key(
-        &self,
-        kid: &str,
-        log_until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        let deleted =
-            sqlx::query("DELETE FROM signing_keys WHERE kid = ? AND retired_at IS NOT NULL")
-                .bind(kid)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
-        if deleted.rows_affected() != 1 {
-            tx.rollback().await.map_err(map_error)?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO revocations (kind, value, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT (kind, value) DO NOTHING",
-        )
-        .bind(KIND_KEY)
-        .bind(kid)
-        .bind(log_until.unix_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(true)
-    }
-
-    async fn replace_signing_key_material(
-        &self,
-        kid: &str,
-        expected: &[u8],
-        replacement: &[u8],
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE signing_keys SET private_key = ? WHERE kid = ? AND private_key = ?",
-        )
-        .bind(replacement)
-        .bind(kid)
-        .bind(expected)
-        .execute(&self.writer)
-        .await
-        .map_err(map_error)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn secret_or_insert(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut tx = self.begin_immediate().await?;
-        sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(candidate)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(value)
     }
 }
 
