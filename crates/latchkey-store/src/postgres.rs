@@ -5,7 +5,8 @@
 //! READ COMMITTED transaction: a concurrent loser blocks on the winner's row lock, then
 //! re-checks its `WHERE` clause against the committed row, matches nothing, and reports
 //! a conflict rather than an error. Transactions that lock both a session and its
-//! tokens always lock the session first, so they cannot deadlock each other.
+//! tokens always lock the session first, so they cannot deadlock each other. Rotations,
+//! the hot path, are applied in batches, one statement each ([`rotation_batch`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,8 +30,8 @@ use sqlx::{Decode, Postgres, Row, Type};
 use uuid::Uuid;
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, next_generation, opt_ts,
-    roles_from_db, roles_to_db, ts, KIND_SESSION,
+    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, opt_ts, roles_from_db,
+    roles_to_db, ts, KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
@@ -42,11 +43,13 @@ mod keys;
 mod mfa;
 mod registration;
 mod revocations;
+mod rotation_batch;
 mod sealed;
 mod webhooks;
 
 use events::insert_event;
 use revocations::append_revocation;
+use rotation_batch::RotationBatcher;
 
 /// The token's row, its session and the user's roles, for `refresh_state`.
 macro_rules! select_state {
@@ -69,37 +72,6 @@ const STATE_AT_LOCATOR: &str = concat!(
 
 /// A token from before locators, found by its hash, the primary key (migration 0002).
 const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = $1 AND t.legacy");
-
-/// A rotation as one statement, so one round trip and no explicit transaction.
-///
-/// `advanced` is the compare-and-set: the session, unrevoked, moves from the presented
-/// generation (`$3`) to the successor's (`$1`) only while the presented token is its
-/// unspent token of that generation. Concurrent rotations of one family queue on the
-/// session's row lock, and the losers find the generation moved once the winner commits
-/// (READ COMMITTED re-checks the row). `spent` and `issued` then spend the presented
-/// token and store the successor. The last line answers 1 (rotated) or 0 (conflict);
-/// should the session have moved without its token being spent, it fails the
-/// statement with a cast error naming `rotation_conflict`, which backs out every part.
-const ROTATE: &str = "\
-WITH advanced AS ( \
-    UPDATE sessions SET latest_generation = $1, last_ip = COALESCE($4, last_ip) \
-    WHERE id = $2 AND latest_generation = $3 AND revoked_at IS NULL \
-      AND EXISTS (SELECT 1 FROM refresh_tokens \
-                  WHERE hash = $6 AND session_id = $2 AND generation = $3 \
-                    AND spent_at IS NULL) \
-    RETURNING id \
-), spent AS ( \
-    UPDATE refresh_tokens SET spent_at = $5 \
-    WHERE hash = $6 AND session_id = $2 AND generation = $3 AND spent_at IS NULL \
-      AND EXISTS (SELECT 1 FROM advanced) \
-    RETURNING session_id \
-), issued AS ( \
-    INSERT INTO refresh_tokens (hash, session_id, generation, issued_at, spent_at) \
-    SELECT $7, session_id, $1, $5, NULL FROM spent \
-    RETURNING 1 \
-) \
-SELECT CASE WHEN a.n = i.n THEN i.n ELSE ('rotation_conflict ' || a.n || i.n)::bigint END \
-FROM (SELECT count(*) AS n FROM advanced) a, (SELECT count(*) AS n FROM issued) i";
 
 /// Connection settings of the PostgreSQL backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +96,8 @@ impl Default for PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Applies rotations in batches (see [`rotation_batch`]).
+    rotations: RotationBatcher,
 }
 
 impl PostgresStore {
@@ -139,7 +113,8 @@ impl PostgresStore {
             .connect_with(connect_options)
             .await
             .map_err(map_error)?;
-        Ok(Self { pool })
+        let rotations = RotationBatcher::start(pool.clone());
+        Ok(Self { pool, rotations })
     }
 
     /// Apply the embedded schema migrations that have not run yet. Safe to call from
@@ -345,23 +320,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        let successor_generation = next_generation(rotation.presented_generation)?;
-        let rotated: i64 = sqlx::query_scalar(ROTATE)
-            .bind(generation_to_db(successor_generation))
-            .bind(rotation.session_id.as_uuid())
-            .bind(generation_to_db(rotation.presented_generation))
-            .bind(rotation.client_ip.as_deref())
-            .bind(rotation.now.unix_millis())
-            .bind(rotation.presented.as_bytes().as_slice())
-            .bind(rotation.successor.as_bytes().as_slice())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(map_error)?;
-        Ok(if rotated == 1 {
-            RotateOutcome::Rotated
-        } else {
-            RotateOutcome::Conflict
-        })
+        self.rotations.rotate(rotation).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {

@@ -86,6 +86,7 @@ conformance! {
     rotate_with_wrong_generation_or_session_conflicts,
     concurrent_rotations_have_one_winner,
     concurrent_rotations_across_store_instances_have_one_winner,
+    a_conflict_in_a_batch_spoils_no_other_rotation,
     rotate_on_revoked_session_conflicts,
     revoke_session_is_idempotent_and_recorded_once,
     concurrent_revocations_record_once,
