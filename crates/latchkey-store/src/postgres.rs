@@ -6,7 +6,7 @@
 //! re-checks its `WHERE` clause against the committed row, matches nothing, and reports
 //! a conflict rather than an error. Transactions that lock both a session and its
 //! tokens always lock the session first, so they cannot deadlock each other. Rotations,
-//! the hot path, are applied in batches, one statement each ([`rotation_batch`]).
+//! the hot path, are applied in batches, one statement each (`postgres/rotation_batch.rs`).
 
 use std::str::FromStr;
 use std::time::Duration;
