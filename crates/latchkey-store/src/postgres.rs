@@ -6,17 +6,15 @@
 //! re-checks its `WHERE` clause against the committed row, matches nothing, and reports
 //! a conflict rather than an error. Transactions that lock both a session and its
 //! tokens always lock the session first, so they cannot deadlock each other. Rotations,
-//! the hot path, are applied in batches, one statement each (`postgres/rotation_batch.rs`).
+//! the hot path, are applied in batches, one statement each (`postgres/rotation_batch.rs`);
+//! so are the refresh path's state reads (`postgres/state_batch.rs`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use latchkey_core::audit::SecurityEvent;
-use latchkey_core::mfa::AuthMethods;
-use latchkey_core::model::{
-    Email, RefreshState, RefreshTokenRecord, Role, Session, SessionId, User, UserId,
-};
+use latchkey_core::model::{Email, RefreshState, Role, Session, SessionId, User, UserId};
 use latchkey_core::refresh::RefreshTokenLookup;
 use latchkey_core::store::{
     AuditLog, CreateSessionOutcome, EventPosition, LoggedEvent, Maintenance, NewSession,
@@ -30,13 +28,14 @@ use sqlx::{Decode, Postgres, Row, Type};
 use uuid::Uuid;
 
 use crate::convert::{
-    event_kind_from_db, generation_from_db, generation_to_db, limit_to_db, opt_ts, roles_from_db,
-    roles_to_db, ts, KIND_SESSION,
+    event_kind_from_db, generation_from_db, limit_to_db, opt_ts, roles_from_db, roles_to_db, ts,
+    KIND_SESSION,
 };
 use crate::error::{map_error, map_migrate_error};
 use crate::migrations;
 
 mod accounts;
+mod batch_queue;
 mod email;
 mod events;
 mod keys;
@@ -45,33 +44,13 @@ mod registration;
 mod revocations;
 mod rotation_batch;
 mod sealed;
+mod state_batch;
 mod webhooks;
 
 use events::insert_event;
 use revocations::append_revocation;
 use rotation_batch::RotationBatcher;
-
-/// The token's row, its session and the user's roles, for `refresh_state`.
-macro_rules! select_state {
-    () => {
-        "SELECT t.generation, t.issued_at, t.spent_at, \
-                s.id, s.user_id, s.created_at, s.latest_generation, s.revoked_at, u.roles, \
-                s.auth_methods, \
-                (u.email_verified_at IS NOT NULL) AS email_verified \
-         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-              JOIN users u ON u.id = s.user_id "
-    };
-}
-
-/// A token with a locator, found through the `(session_id, generation)` key and only
-/// with its hash.
-const STATE_AT_LOCATOR: &str = concat!(
-    select_state!(),
-    "WHERE t.session_id = $1 AND t.generation = $2 AND t.hash = $3"
-);
-
-/// A token from before locators, found by its hash, the primary key (migration 0002).
-const STATE_BY_LEGACY_HASH: &str = concat!(select_state!(), "WHERE t.hash = $1 AND t.legacy");
+use state_batch::StateBatcher;
 
 /// Connection settings of the PostgreSQL backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +75,9 @@ impl Default for PostgresSettings {
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// Applies rotations in batches (see [`rotation_batch`]).
+    /// Reads refresh-token states in batches (`postgres/state_batch.rs`).
+    states: StateBatcher,
+    /// Applies rotations in batches (`postgres/rotation_batch.rs`).
     rotations: RotationBatcher,
 }
 
@@ -113,8 +94,13 @@ impl PostgresStore {
             .connect_with(connect_options)
             .await
             .map_err(map_error)?;
-        let rotations = RotationBatcher::start(pool.clone());
-        Ok(Self { pool, rotations })
+        let states = state_batch::start(pool.clone());
+        let rotations = rotation_batch::start(pool.clone());
+        Ok(Self {
+            pool,
+            states,
+            rotations,
+        })
     }
 
     /// Apply the embedded schema migrations that have not run yet. Safe to call from
@@ -280,47 +266,11 @@ impl SessionStore for PostgresStore {
         &self,
         lookup: &RefreshTokenLookup,
     ) -> Result<Option<RefreshState>, StoreError> {
-        let row = match lookup.locator {
-            Some(at) => {
-                sqlx::query(STATE_AT_LOCATOR)
-                    .bind(at.session_id.as_uuid())
-                    .bind(generation_to_db(at.generation))
-                    .bind(lookup.hash.as_bytes().as_slice())
-                    .fetch_optional(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query(STATE_BY_LEGACY_HASH)
-                    .bind(lookup.hash.as_bytes().as_slice())
-                    .fetch_optional(&self.pool)
-                    .await
-            }
-        }
-        .map_err(map_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let session = session_from_row(&row)?;
-        let record = RefreshTokenRecord {
-            hash: lookup.hash.clone(),
-            session_id: session.id,
-            generation: generation_from_db(get(&row, "generation")?)?,
-            issued_at: ts(get(&row, "issued_at")?),
-            spent_at: opt_ts(get(&row, "spent_at")?),
-        };
-        Ok(Some(RefreshState {
-            token: record,
-            session,
-            roles: roles_from_db(&get::<String>(&row, "roles")?)?,
-            auth_methods: AuthMethods::from_db(
-                get::<Option<String>>(&row, "auth_methods")?.as_deref(),
-            ),
-            email_verified: get(&row, "email_verified")?,
-        }))
+        self.states.ask(lookup.clone()).await
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        self.rotations.rotate(rotation).await
+        self.rotations.ask(rotation.clone()).await
     }
 
     async fn session(&self, id: SessionId) -> Result<Option<Session>, StoreError> {

@@ -2,9 +2,9 @@
 //! one statement, one round trip and one commit (one WAL flush) for all of them, as the
 //! SQLite refresh lane group-commits its batches.
 //!
-//! One task per store takes every rotation queued (up to [`MAX_BATCH`]), keeps the first
-//! per session (a later one of the same session is answered with a conflict once the
-//! batch has committed, and its caller decides again against what committed), and runs
+//! A [`BatchQueue`] hands the rotations waiting to [`apply`], which keeps the first per
+//! session (a later one of the same session is answered with a conflict once the batch
+//! has committed, and its caller decides again against what committed) and runs
 //! [`ROTATE_BATCH`]. A rotation is answered only after the commit that holds it.
 //!
 //! Several replicas run batches at once. Each batch locks its sessions' rows in id order
@@ -12,20 +12,15 @@
 //! deadlock or serialization failure all the same (another writer that locks sessions
 //! in another order) is retried, a few times, as a whole.
 
+use std::collections::HashSet;
+
 use latchkey_core::store::{RotateOutcome, Rotation, StoreError};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::batch_queue::BatchQueue;
 use crate::convert::{generation_to_db, next_generation};
-use crate::error::map_error;
-
-/// Most rotations applied by one statement.
-const MAX_BATCH: usize = 256;
-
-/// Most rotations waiting for a batch; beyond it a rotation is refused as busy (503)
-/// instead of piling up behind a slow database.
-const MAX_QUEUED: usize = 4096;
+use crate::error::{copy_error, map_error};
 
 /// How many times a batch that lost a deadlock or a serialization check is tried.
 const ATTEMPTS: usize = 3;
@@ -78,93 +73,47 @@ SELECT COALESCE(array_agg(session_id), '{}') AS rotated, \
             ELSE ('rotation_conflict ' || (SELECT count(*) FROM advanced))::int END AS checked \
 FROM issued";
 
-/// A rotation waiting for its batch, and where its outcome goes.
-type Queued = (Rotation, oneshot::Sender<Result<RotateOutcome, StoreError>>);
+/// The queue through which the store applies rotations.
+pub(super) type RotationBatcher = BatchQueue<Rotation, RotateOutcome>;
 
-/// The handle through which the store queues rotations. The batching task ends when
-/// the last handle is dropped.
-#[derive(Debug, Clone)]
-pub(super) struct RotationBatcher {
-    queue: mpsc::Sender<Queued>,
+/// Start the rotation batches on `pool` (inside a Tokio runtime).
+pub(super) fn start(pool: PgPool) -> RotationBatcher {
+    // One batch at a time: a rotation of a session another batch in flight holds would
+    // wait for that batch's row lock; in sequence it is simply in the next batch.
+    BatchQueue::start("rotation", 1, move |rotations| {
+        let pool = pool.clone();
+        async move { apply(&pool, &rotations).await }
+    })
 }
 
-impl RotationBatcher {
-    /// Start the batching task on `pool`. Must be called inside a Tokio runtime.
-    pub(super) fn start(pool: PgPool) -> Self {
-        let (queue, requests) = mpsc::channel(MAX_QUEUED);
-        tokio::spawn(serve(pool, requests));
-        Self { queue }
-    }
-
-    /// Apply `rotation` in the next batch; answers once that batch has committed.
-    pub(super) async fn rotate(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send((rotation.clone(), reply))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
-                mpsc::error::TrySendError::Closed(_) => stopped(),
-            })?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
-
-fn stopped() -> StoreError {
-    StoreError::Unavailable("the PostgreSQL rotation batcher has stopped".to_owned())
-}
-
-/// The batching task: take what is queued, apply it, answer, until every handle is gone.
-async fn serve(pool: PgPool, mut requests: mpsc::Receiver<Queued>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (first_per_session, repeats) = split_repeats(std::mem::take(&mut batch));
-        let outcomes = apply(&pool, &first_per_session).await;
-        for ((_, reply), outcome) in first_per_session.into_iter().zip(outcomes) {
-            // A caller that went away (request cancelled) needs no answer.
-            let _ = reply.send(outcome);
-        }
-        for (_, reply) in repeats {
-            let _ = reply.send(Ok(RotateOutcome::Conflict));
-        }
-    }
-}
-
-/// The first rotation of each session, in queue order, and the later ones.
-fn split_repeats(batch: Vec<Queued>) -> (Vec<Queued>, Vec<Queued>) {
-    let mut seen = std::collections::HashSet::with_capacity(batch.len());
-    batch
-        .into_iter()
-        .partition(|(rotation, _)| seen.insert(rotation.session_id))
-}
-
-/// Apply one batch (one rotation per session); one outcome per rotation, in order.
-async fn apply(pool: &PgPool, batch: &[Queued]) -> Vec<Result<RotateOutcome, StoreError>> {
+/// Apply one batch; one outcome per rotation, in order.
+async fn apply(pool: &PgPool, rotations: &[Rotation]) -> Vec<Result<RotateOutcome, StoreError>> {
+    let mut sessions = HashSet::with_capacity(rotations.len());
     let mut columns = Columns::default();
-    let mut outcomes: Vec<Option<Result<RotateOutcome, StoreError>>> = Vec::new();
-    for (rotation, _) in batch {
-        match next_generation(rotation.presented_generation) {
-            Ok(_) => {
+    // Whether each rotation goes into the statement: the first of its session, with a
+    // successor generation that fits.
+    let applied: Vec<Result<bool, StoreError>> = rotations
+        .iter()
+        .map(|rotation| {
+            next_generation(rotation.presented_generation)?;
+            let first = sessions.insert(rotation.session_id);
+            if first {
                 columns.push(rotation);
-                outcomes.push(None);
             }
-            Err(e) => outcomes.push(Some(Err(e))),
-        }
-    }
+            Ok(first)
+        })
+        .collect();
     let rotated = run(pool, &columns).await;
-    let mut ids = columns.session_ids.iter();
-    outcomes
-        .into_iter()
-        .map(|outcome| {
-            outcome.unwrap_or_else(|| {
-                let Some(id) = ids.next() else {
-                    return Err(StoreError::Internal("rotation batch misaligned".into()));
-                };
-                match &rotated {
-                    Ok(rotated) if rotated.contains(id) => Ok(RotateOutcome::Rotated),
-                    Ok(_) => Ok(RotateOutcome::Conflict),
-                    Err(e) => Err(crate::error::copy_error(e)),
-                }
-            })
+    rotations
+        .iter()
+        .zip(applied)
+        .map(|(rotation, applied)| match (applied?, &rotated) {
+            (false, _) => Ok(RotateOutcome::Conflict),
+            (true, Ok(rotated)) if rotated.contains(&rotation.session_id.as_uuid()) => {
+                Ok(RotateOutcome::Rotated)
+            }
+            (true, Ok(_)) => Ok(RotateOutcome::Conflict),
+            (true, Err(e)) => Err(copy_error(e)),
         })
         .collect()
 }

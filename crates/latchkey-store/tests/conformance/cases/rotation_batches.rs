@@ -1,5 +1,5 @@
-//! Rotations that arrive together (both backends apply the waiting ones as a batch): each
-//! gets its own outcome, and a conflict in the batch spoils no other rotation.
+//! Rotations and reads that arrive together (both backends serve the waiting ones as a
+//! batch): each gets its own answer, and a conflict in a batch spoils no other rotation.
 
 use std::sync::Arc;
 
@@ -77,8 +77,26 @@ pub(crate) async fn a_conflict_in_a_batch_spoils_no_other_rotation(h: Harness) {
         outcomes[i] = Some(outcome.expect("a rotation failed instead of conflicting"));
     }
 
-    for ((kind, _, successor), outcome) in attempts.iter().zip(outcomes) {
-        let stored = h.store.refresh_state(successor).await.unwrap();
+    // The successors read all at once too: each answer is its own lookup's.
+    let mut reads = JoinSet::new();
+    for (i, (_, _, successor)) in attempts.iter().enumerate() {
+        let store: Arc<dyn Store> = Arc::clone(&h.store);
+        let successor = successor.clone();
+        reads.spawn(async move { (i, store.refresh_state(&successor).await) });
+    }
+    let mut states = vec![None; attempts.len()];
+    while let Some(joined) = reads.join_next().await {
+        let (i, state) = joined.expect("task panicked");
+        states[i] = state.expect("a read failed");
+    }
+
+    for (((kind, rotation, _), outcome), stored) in attempts.iter().zip(outcomes).zip(states) {
+        if let Some(state) = &stored {
+            assert_eq!(
+                state.session.id, rotation.session_id,
+                "another lookup's answer"
+            );
+        }
         if *kind == Kind::Current {
             assert_eq!(outcome, Some(RotateOutcome::Rotated), "{kind:?}");
             let state = stored.expect("the successor is stored");
