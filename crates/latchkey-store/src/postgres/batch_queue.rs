@@ -43,11 +43,10 @@ impl<T: Send + 'static, R: Send + 'static> BatchQueue<T, R> {
     /// `in_flight` batches applied at once. Must be called inside a Tokio runtime.
     pub(super) fn start<F, Fut>(name: &'static str, in_flight: usize, apply: F) -> Self
     where
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<Result<R, StoreError>>> + Send + 'static,
     {
         let (queue, mut requests) = mpsc::channel::<Queued<T, R>>(MAX_QUEUED);
-        let apply = Arc::new(apply);
         let slots = Arc::new(Semaphore::new(in_flight.max(1)));
         tokio::spawn(async move {
             loop {
