@@ -168,6 +168,19 @@ fn is_users_email(db: &dyn DatabaseError) -> bool {
     db.constraint() == Some(USERS_EMAIL_CONSTRAINT) || db.message().ends_with("users.email")
 }
 
+/// PostgreSQL's SQLSTATE for a transaction that lost a serialization check.
+const SERIALIZATION_FAILURE: &str = "40001";
+/// PostgreSQL's SQLSTATE for a transaction chosen as a deadlock's victim.
+const DEADLOCK_DETECTED: &str = "40P01";
+
+/// Whether PostgreSQL rolled the statement back because it lost a race with another
+/// transaction (deadlock victim, serialization failure): trying it again may succeed.
+pub(crate) fn lost_a_race(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == SERIALIZATION_FAILURE || code == DEADLOCK_DETECTED)
+}
+
 /// Whether the database says "cannot serve this right now, try again": the statement
 /// (and its transaction) did not happen.
 fn is_transient(db: &dyn DatabaseError, code: &str) -> bool {
@@ -177,8 +190,8 @@ fn is_transient(db: &dyn DatabaseError, code: &str) -> bool {
         return code.starts_with("08")
             || code.starts_with("53")
             || code.starts_with("57")
-            || code == "40001"
-            || code == "40P01"
+            || code == SERIALIZATION_FAILURE
+            || code == DEADLOCK_DETECTED
             || code == "55P03";
     }
     if db.try_downcast_ref::<SqliteError>().is_some() {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::batch_queue::BatchQueue;
 use crate::convert::{generation_to_db, next_generation};
-use crate::error::{copy_error, map_error};
+use crate::error::{copy_error, lost_a_race, map_error};
 
 /// How many times a batch that lost a deadlock or a serialization check is tried.
 const ATTEMPTS: usize = 3;
@@ -141,14 +141,6 @@ async fn run(pool: &PgPool, columns: &Columns) -> Result<Vec<Uuid>, StoreError> 
             Err(e) => return Err(map_error(e)),
         }
     }
-}
-
-/// A deadlock (`40P01`) or serialization failure (`40001`): worth trying again.
-fn lost_a_race(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 /// The statement's array parameters, one element per rotation.
